@@ -1,0 +1,359 @@
+"""The experiment spec: what to train, on what, and how, as one validated object.
+
+A spec comes from YAML, JSON, a Python dict or the browser's form and always passes
+through ``parse_spec``, which collects *every* problem with the path of the offending
+field (``model[3].conv2d.stride: must be >= 1, got 0``) instead of stopping at the first.
+"""
+from __future__ import annotations
+
+import copy
+import difflib
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .data.catalogue import DATASETS, DatasetInfo, get_info
+from .errors import Problem, SpecError
+from .init import parse_init
+from .layers import CATALOGUE, get_kind, resolve_kind
+from .params import problems_from_validation, validate_params
+
+__all__ = ["DataSpec", "TrainSpec", "LayerSpec", "Spec", "parse_spec", "load_spec", "read_spec_file",
+           "apply_overrides", "OPTIMIZERS", "OPTIMIZER_PARAMS", "resolve_objective"]
+
+PRESET_PREFIX = "preset/"
+
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsprop", "adagrad", "adadelta", "adam", "adamw", "adamax")
+# The hyper-parameters each optimiser reads; the UI shows only these.
+OPTIMIZER_PARAMS: dict[str, tuple[str, ...]] = {
+    "sgd": ("lr", "weight_decay"),
+    "momentum": ("lr", "momentum", "weight_decay"),
+    "nesterov": ("lr", "momentum", "weight_decay"),
+    "rmsprop": ("lr", "rho", "momentum", "epsilon", "weight_decay"),
+    "adagrad": ("lr", "epsilon", "weight_decay"),
+    "adadelta": ("lr", "rho", "epsilon", "weight_decay"),
+    "adam": ("lr", "beta1", "beta2", "epsilon", "weight_decay"),
+    "adamw": ("lr", "beta1", "beta2", "epsilon", "weight_decay"),
+    "adamax": ("lr", "beta1", "beta2", "epsilon", "weight_decay"),
+}
+
+_STRICT = ConfigDict(extra="forbid")
+
+
+class DataSpec(BaseModel):
+    """Which data set, and how its inputs are scaled."""
+
+    model_config = _STRICT
+    dataset: str = Field("fashion-mnist", description="name from `layerlab data list`")
+    # -1..1 is the Model Builder's default; standardize uses the training set's mean and std.
+    normalize: Literal["-1..1", "0..1", "none", "standardize"] = "-1..1"
+    # Subsets make classroom runs fast; None keeps the whole split.
+    train_size: int | None = Field(None, ge=1, description="use the first N training examples (seeded order)")
+    test_size: int | None = Field(None, ge=1, description="use the first N test examples")
+    val_fraction: float = Field(0.0, ge=0.0, lt=1.0, description="fraction of train held out for validation")
+    options: dict[str, Any] = Field(default_factory=dict, description="data-set knobs (toy sets: noise, sizes)")
+
+
+class TrainSpec(BaseModel):
+    """How to train. Defaults are the deeplearn.js Model Builder's (momentum 0.1, lr 0.1, batch 64)."""
+
+    model_config = _STRICT
+    optimizer: Literal[OPTIMIZERS] = "momentum"  # type: ignore[valid-type]
+    lr: float = Field(0.1, gt=0.0, description="learning rate")
+    momentum: float = Field(0.1, ge=0.0, lt=1.0, description="momentum (momentum, nesterov, rmsprop)")
+    rho: float = Field(0.9, ge=0.0, lt=1.0, description="decay of the squared-gradient average (rmsprop, adadelta)")
+    beta1: float = Field(0.9, ge=0.0, lt=1.0, description="decay of the gradient average (adam family)")
+    beta2: float = Field(0.999, ge=0.0, lt=1.0, description="decay of the squared-gradient average (adam family)")
+    epsilon: float = Field(1e-8, gt=0.0, description="added to denominators for stability")
+    weight_decay: float = Field(0.0, ge=0.0, description="L2 penalty (decoupled for adamw)")
+    schedule: Literal["constant", "step", "cosine", "one-cycle"] = "constant"
+    step_epochs: float = Field(1.0, gt=0.0, description="step schedule: epochs between learning-rate drops")
+    step_gamma: float = Field(0.1, gt=0.0, le=1.0, description="step schedule: factor applied at each drop")
+    batch_size: int = Field(64, ge=1, le=65536)
+    # Budget: `examples` (the practicum's "train about 5,000 examples") wins over `epochs` when set.
+    epochs: float = Field(1.0, gt=0.0, le=10000.0)
+    examples: int | None = Field(None, ge=1, description="stop after this many training examples")
+    seed: int = Field(0, ge=0, le=2**32 - 1)
+    init: str | dict = Field("default", description="initialiser for all fc/conv layers (`layerlab inits`)")
+    task: Literal["auto", "classification", "regression", "reconstruction"] = "auto"
+    loss: Literal["auto", "cross_entropy", "mse", "bce"] = "auto"
+    # Evaluation on the full test set costs time; None picks about 20 evaluations per run.
+    eval_every: int | None = Field(None, ge=1, description="examples between test-set evaluations")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    compile: bool = Field(False, description="torch.compile the model (CUDA mostly)")
+    amp: bool = Field(False, description="mixed precision (bf16) on CUDA")
+    clip_grad: float | None = Field(None, gt=0.0, description="clip the global gradient norm")
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One layer: its canonical kind and all its parameters (defaults filled in)."""
+
+    kind: str
+    params: dict = field(default_factory=dict)
+    init: tuple[str, dict] | None = None
+
+    def to_data(self) -> str | dict:
+        shown = {k: v for k, v in self.params.items() if not (k == "init" and v is None)}
+        return {self.kind: shown} if shown else self.kind
+
+    def label(self) -> str:
+        main = self.params.get("units", self.params.get("depth"))
+        return f"{self.kind}{main}" if main is not None and self.kind in ("fc",) else self.kind
+
+
+@dataclass
+class Spec:
+    """A validated experiment."""
+
+    name: str
+    data: DataSpec
+    model: list[LayerSpec]
+    train: TrainSpec
+    preset: str | None = None
+
+    @property
+    def dataset(self) -> DatasetInfo:
+        return get_info(self.data.dataset)
+
+    def to_dict(self) -> dict:
+        """Canonical data form: round-trips through ``parse_spec`` to an equal spec."""
+        return {
+            "name": self.name,
+            "data": self.data.model_dump(exclude_defaults=False),
+            "model": [layer.to_data() for layer in self.model],
+            "train": self.train.model_dump(),
+        }
+
+    def model_label(self) -> str:
+        """Short description for run lists: the preset's name, or the layer kinds in order."""
+        if self.preset:
+            return self.preset
+        return "-".join(layer.label() for layer in self.model) or "(empty)"
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+def _suggest(name: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(name, options, n=1)
+    return f"did you mean {close[0]!r}? " if close else ""
+
+
+def parse_layer(entry: Any, index: int) -> tuple[LayerSpec | None, list[Problem]]:
+    """A bare kind name, ``{kind: {params}}``, or ``{kind: KIND, params: {...}}``."""
+    path = f"model[{index}]"
+    if isinstance(entry, str):
+        written, params = entry, {}
+    elif isinstance(entry, dict) and "kind" in entry and isinstance(entry["kind"], str):
+        written = entry["kind"]
+        params = entry.get("params", {k: v for k, v in entry.items() if k != "kind"}) or {}
+    elif isinstance(entry, dict) and len(entry) == 1:
+        written, params = next(iter(entry.items()))
+        params = {} if params is None else params
+        if not isinstance(written, str):
+            return None, [Problem(f"layer kind must be a name, got {written!r}", "", index, None, path)]
+    else:
+        return None, [Problem(f"a layer must be a kind name or {{kind: {{params}}}}, got {entry!r}",
+                              "write e.g. `relu` or `fc: {units: 10}`", index, None, path)]
+    canonical = resolve_kind(written)
+    if canonical is None:
+        return None, [Problem(f"unknown layer kind {written!r}",
+                              f"{_suggest(written, list(CATALOGUE))}known kinds: {', '.join(CATALOGUE)}",
+                              index, written, path)]
+    kind = get_kind(canonical)
+    if not isinstance(params, dict):
+        return None, [Problem(f"parameters of {written} must be a mapping, got {params!r}",
+                              f"write `{written}: {{{', '.join(kind.param_names()[:2])}: ...}}`",
+                              index, canonical, f"{path}.{written}")]
+    clean, problems = validate_params(kind.validator, params, prefix=("model", index, written),
+                                      known=kind.param_names(), layer=index, kind=canonical)
+    if problems:
+        return None, problems
+    init = None
+    if clean.get("init") is not None:
+        init, problems = parse_init(clean["init"], path=f"{path}.{written}.init", layer=index, kind=canonical)
+        if problems:
+            return None, problems
+    elif "init" in clean:
+        clean.pop("init")
+    return LayerSpec(canonical, clean, init), []
+
+
+def parse_spec(data: Any) -> tuple[Spec | None, list[Problem]]:
+    """Validate spec data; returns (spec, []) or (None, every problem found)."""
+    if not isinstance(data, dict):
+        return None, [Problem(f"a spec must be a mapping with data, model and train, got {type(data).__name__}",
+                              "start from `layerlab presets` or the README's example")]
+    problems: list[Problem] = []
+    known_top = ["name", "data", "model", "train"]
+    for key in data:
+        if key not in known_top:
+            problems.append(Problem("unknown field", f"remove it or use one of: {', '.join(known_top)}",
+                                    field=str(key)))
+
+    name = data.get("name", "untitled")
+    if not isinstance(name, str) or not name.strip():
+        problems.append(Problem(f"must be a non-empty string, got {name!r}", "", field="name"))
+
+    try:
+        data_spec = DataSpec.model_validate(data.get("data") or {})
+        if data_spec.dataset not in DATASETS:
+            problems.append(Problem(f"unknown data set {data_spec.dataset!r}",
+                                    f"{_suggest(data_spec.dataset, list(DATASETS))}known: {', '.join(DATASETS)}",
+                                    field="data.dataset"))
+    except ValidationError as exc:
+        data_spec = None
+        problems += problems_from_validation(exc, prefix=("data",), known=list(DataSpec.model_fields))
+
+    try:
+        train = TrainSpec.model_validate(data.get("train") or {})
+        _, init_problems = parse_init(train.init)
+        problems += init_problems
+    except ValidationError as exc:
+        train = None
+        problems += problems_from_validation(exc, prefix=("train",), known=list(TrainSpec.model_fields))
+
+    preset = None
+    model_data = data.get("model", [])
+    if isinstance(model_data, str):
+        from .presets import preset_names, preset_data
+        if not model_data.startswith(PRESET_PREFIX) or model_data[len(PRESET_PREFIX):] not in preset_names():
+            wanted = model_data.removeprefix(PRESET_PREFIX)
+            problems.append(Problem(f"unknown model preset {model_data!r}",
+                                    f"{_suggest(wanted, preset_names())}use preset/NAME with NAME one of: "
+                                    f"{', '.join(preset_names())}", field="model"))
+            model_data = []
+        else:
+            preset = model_data[len(PRESET_PREFIX):]
+            model_data = preset_data(preset)["model"]
+    if not isinstance(model_data, list):
+        problems.append(Problem(f"must be a list of layers or preset/NAME, got {model_data!r}", "", field="model"))
+        model_data = []
+    layers = []
+    for i, entry in enumerate(model_data):
+        layer, layer_problems = parse_layer(entry, i)
+        problems += layer_problems
+        layers.append(layer)
+
+    if problems:
+        return None, problems
+    return Spec(name=name, data=data_spec, model=layers, train=train, preset=preset), []
+
+
+def read_spec_file(path: str | Path) -> dict:
+    """Parse a YAML or JSON spec file into data; a SpecError names the file and line on bad syntax."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SpecError(f"cannot read spec file {path}: {exc.strerror}") from None
+    try:
+        if path.suffix.lower() == ".json":
+            return json.loads(text)
+        return yaml.safe_load(text)
+    except json.JSONDecodeError as exc:
+        raise SpecError(f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise SpecError(f"{path}: invalid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+
+
+def spec_data(source: str | Path | dict) -> dict:
+    """Spec data from a dict, a file path, ``preset/NAME`` or a bare preset name."""
+    from .presets import preset_data, preset_names
+    if isinstance(source, dict):
+        return copy.deepcopy(source)
+    text = str(source)
+    name = text.removeprefix(PRESET_PREFIX)
+    if Path(text).is_file():
+        return read_spec_file(text)
+    if name in preset_names():
+        data = preset_data(name)
+        data["model"] = PRESET_PREFIX + name
+        return data
+    raise SpecError(f"{text!r} is neither a spec file nor a preset; presets: {', '.join(preset_names())}")
+
+
+def load_spec(source: str | Path | dict, *, overrides: list[str] | None = None) -> Spec:
+    """Load and validate a spec; raise SpecError listing every problem."""
+    data = spec_data(source)
+    if overrides:
+        data = apply_overrides(data, overrides)
+    spec, problems = parse_spec(data)
+    if problems:
+        raise SpecError(problems)
+    return spec
+
+
+_PATH_PART = re.compile(r"([^.\[\]]+)|\[(-?\d+)\]")
+
+
+def _split_path(path: str) -> list[str | int]:
+    parts: list[str | int] = []
+    pos = 0
+    for m in _PATH_PART.finditer(path):
+        parts.append(m.group(1) if m.group(1) is not None else int(m.group(2)))
+        pos = m.end()
+    if not parts or pos != len(path):
+        raise SpecError(Problem(f"cannot read the path {path!r}", "write e.g. train.lr or model[1].fc.units",
+                                field=path))
+    return parts
+
+
+def set_path(data: dict, path: str, value: Any) -> dict:
+    """Set a dotted path (``model[1].fc.units``) in spec data; a preset model is expanded first."""
+    parts = _split_path(path)
+    if parts[0] == "model" and isinstance(data.get("model"), str) and len(parts) > 1:
+        from .presets import preset_data
+        data["model"] = preset_data(data["model"].removeprefix(PRESET_PREFIX))["model"]
+    node: Any = data
+    for i, part in enumerate(parts[:-1]):
+        nxt = parts[i + 1]
+        if isinstance(part, int):
+            if not isinstance(node, list) or not -len(node) <= part < len(node):
+                raise SpecError(Problem(f"no item {part} here", "check the layer index", field=path))
+            if isinstance(node[part], str) and isinstance(nxt, str):
+                node[part] = {node[part]: {}}
+            node = node[part]
+        else:
+            if not isinstance(node, dict):
+                raise SpecError(Problem(f"{part!r} is not inside a mapping", "", field=path))
+            if node.get(part) is None:
+                node[part] = [] if isinstance(nxt, int) else {}
+            node = node[part]
+    last = parts[-1]
+    if isinstance(last, int):
+        if not isinstance(node, list) or not -len(node) <= last < len(node):
+            raise SpecError(Problem(f"no item {last} here", "check the layer index", field=path))
+    node[last] = value
+    return data
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """Apply ``key=value`` overrides; values are read as YAML (``1e-3``, ``true``, ``[1, 28, 28]``)."""
+    data = copy.deepcopy(data)
+    for item in overrides:
+        if "=" not in item:
+            raise SpecError(Problem(f"override {item!r} must look like key=value", "e.g. --set train.lr=0.01"))
+        key, raw = item.split("=", 1)
+        value = yaml.safe_load(raw) if raw.strip() else ""
+        if isinstance(value, float) and not math.isfinite(value):
+            value = float(value)
+        set_path(data, key.strip(), value)
+    return data
+
+
+def resolve_objective(train: TrainSpec, info: DatasetInfo) -> tuple[str, str]:
+    """(task, loss) for a training spec on a data set: what 'auto' means."""
+    task = info.task if train.task == "auto" else train.task
+    if train.loss != "auto":
+        return task, train.loss
+    return task, "cross_entropy" if task == "classification" else "mse"
