@@ -15,9 +15,9 @@ from .errors import SpecError
 from .init import apply_init, parse_init
 from .layers import CATALOGUE
 from .shapes import CheckResult, check
-from .spec import Spec, load_spec
+from .spec import LayerSpec, Spec, load_spec
 
-__all__ = ["build", "layer_names"]
+__all__ = ["build", "build_layers", "layer_names"]
 
 
 def layer_names(kinds: list[str]) -> list[str]:
@@ -41,15 +41,21 @@ def build(source: Spec | dict | str, *, seed: int | None = None, result: CheckRe
     if not result.valid:
         raise SpecError(result.problems)
     model_init, _ = parse_init(spec.train.init)
-    names = layer_names([layer.kind for layer in spec.model])
-    seed = spec.train.seed if seed is None else seed
+    return build_layers(spec.model, [tuple(r.input_shape) for r in result.rows], init=model_init,
+                        seed=spec.train.seed if seed is None else seed)
+
+
+def build_layers(layers: list[LayerSpec], input_shapes: list[tuple[int, ...]], *,
+                 init: tuple[str, dict] = ("default", {}), seed: int = 0) -> nn.Sequential:
+    """Instantiate checked layers, given each one's input shape, under a private seed."""
+    names = layer_names([layer.kind for layer in layers])
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         modules = OrderedDict()
-        for name, layer, row in zip(names, spec.model, result.rows):
+        for name, layer, shape in zip(names, layers, input_shapes):
             kind = CATALOGUE[layer.kind]
-            module = kind.factory(tuple(row.input_shape), layer.params)
+            module = kind.factory(shape, layer.params)
             if kind.weighted:
-                apply_init(module, layer.init or model_init)
+                apply_init(module, layer.init or init)
             modules[name] = module
     return nn.Sequential(modules)

@@ -17,7 +17,7 @@ from .errors import DataError, Problem
 from .layers import CATALOGUE, Shape, ShapeError, shape_text
 from .spec import LayerSpec, Spec, parse_spec, resolve_objective, spec_data
 
-__all__ = ["LayerRow", "CheckResult", "check", "check_layers"]
+__all__ = ["LayerRow", "CheckResult", "check", "check_layers", "infer_shapes"]
 
 
 @dataclass
@@ -84,22 +84,21 @@ def check(source: Spec | dict | str, *, dataset: str | DatasetInfo | None = None
     return check_layers(spec.model, info, task=task, loss=loss)
 
 
-def check_layers(layers: list[LayerSpec], info: DatasetInfo, *, task: str, loss: str) -> CheckResult:
-    """Walk ``layers`` from the data set's input shape; see ``check``."""
-    shape: Shape = tuple(info.input_shape)
+def infer_shapes(layers: list[LayerSpec], input_shape: Shape,
+                 info: DatasetInfo | None = None) -> tuple[list[LayerRow], list[Problem], list[Problem]]:
+    """Walk the layers from ``input_shape``: (rows, problems, warnings). Stops computing at the first break."""
+    shape: Shape = tuple(input_shape)
     rows: list[LayerRow] = []
     problems: list[Problem] = []
     warnings: list[Problem] = []
-    broken = False
     for i, layer in enumerate(layers):
         kind = CATALOGUE[layer.kind]
-        if broken:
+        if problems:
             rows.append(LayerRow(i, layer.kind, None, None, status="unchecked", config=layer.params))
             continue
         try:
             out = kind.output_shape(shape, layer.params)
         except ShapeError as err:
-            broken = True
             problems.append(_shape_problem(err, i, layer, shape, layers, info))
             rows.append(LayerRow(i, layer.kind, list(shape), None, status="error", config=layer.params))
             continue
@@ -107,7 +106,14 @@ def check_layers(layers: list[LayerSpec], info: DatasetInfo, *, task: str, loss:
                              kind.mult_adds(shape, out, layer.params), config=layer.params))
         warnings += _window_warnings(i, layer, shape)
         shape = out
+    return rows, problems, warnings
 
+
+def check_layers(layers: list[LayerSpec], info: DatasetInfo, *, task: str, loss: str) -> CheckResult:
+    """Walk ``layers`` from the data set's input shape, then check the end against the loss; see ``check``."""
+    rows, problems, warnings = infer_shapes(layers, tuple(info.input_shape), info)
+    broken = bool(problems)
+    shape = tuple(rows[-1].output_shape) if rows and not broken else tuple(info.input_shape)
     if not layers:
         problems.append(Problem(
             "the model has no layers", _first_layers_hint(info, task), field="model"))
@@ -134,7 +140,7 @@ def _first_layers_hint(info: DatasetInfo, task: str) -> str:
 
 
 def _shape_problem(err: ShapeError, i: int, layer: LayerSpec, shape: Shape, layers: list[LayerSpec],
-                   info: DatasetInfo) -> Problem:
+                   info: DatasetInfo | None) -> Problem:
     """Turn a shape rule's error into a Problem naming the layer, with a fix that fits this model."""
     hint = err.hint
     name = _layer_name(i, layer.kind)
@@ -144,7 +150,7 @@ def _shape_problem(err: ShapeError, i: int, layer: LayerSpec, shape: Shape, laye
     return Problem(f"{name}: {err.message}", hint, i, layer.kind, field_path)
 
 
-def _rank_fix(i: int, kind: str, shape: Shape, layers: list[LayerSpec], info: DatasetInfo) -> str:
+def _rank_fix(i: int, kind: str, shape: Shape, layers: list[LayerSpec], info: DatasetInfo | None) -> str:
     """The fix for a layer that got the wrong number of dimensions."""
     before = f"before layer {i + 1}"
     if kind == "fc":
@@ -154,7 +160,7 @@ def _rank_fix(i: int, kind: str, shape: Shape, layers: list[LayerSpec], info: Da
     if kind in ("conv2d", "maxpool2d", "avgpool2d"):
         if len(shape) == 2:
             return f"use {kind.replace('2d', '1d')} for 1-D signals, or add reshape to (channels, height, width) {before}"
-        if len(info.input_shape) == 3 and math.prod(info.input_shape) == n:
+        if info is not None and len(info.input_shape) == 3 and math.prod(info.input_shape) == n:
             target = list(info.input_shape)
         else:
             side = math.isqrt(n)

@@ -1,0 +1,4 @@
+"""`python -m layerlab` runs the CLI."""
+from .cli import main
+
+main()
