@@ -100,3 +100,11 @@ def test_layers_presets_inits_listings():
 def test_set_override_on_cli():
     proc = run("summary", "fc100-relu-fc10", "--set", "model[1].fc.units=50", "--json", check=True)
     assert json.loads(proc.stdout)["layers"][1]["output_shape"] == [50]
+
+
+def test_docs_layers_md_is_generated_from_the_catalogue():
+    from pathlib import Path
+    from layerlab.docs import catalogue_markdown
+    committed = (Path(__file__).parent.parent / "docs" / "layers.md").read_text(encoding="utf-8")
+    assert committed == catalogue_markdown(), "docs/layers.md is stale: run `layerlab layers --markdown > docs/layers.md`"
+    assert "## `conv2d`" in committed and "| `depth` | integer | `1` | ≥ 1 |" in committed

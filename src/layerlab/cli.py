@@ -140,10 +140,15 @@ def _layer_text(kind: str, config: dict) -> str:
 
 
 @app.command()
-def layers(json_out: bool = JsonOpt) -> None:
+def layers(json_out: bool = JsonOpt,
+           markdown: bool = typer.Option(False, "--markdown", help="print the catalogue as Markdown (docs/layers.md)")) -> None:
     """The layer catalogue: every kind, its parameters with defaults and ranges, and what it does."""
     if json_out:
         print_json(catalogue_json())
+        return
+    if markdown:
+        from .docs import catalogue_markdown
+        typer.echo(catalogue_markdown(), nl=False)
         return
     table = Table(title="Layer catalogue", title_justify="left", show_lines=True)
     table.add_column("kind", style="bold")
