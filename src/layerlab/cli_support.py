@@ -19,8 +19,10 @@ from .errors import LayerlabError, SpecError
 
 __all__ = ["LabTyper", "out", "err", "print_json", "report_error", "json_safe"]
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# Off a terminal (pipes, CI logs, tests) rich would assume 80 columns and truncate tables.
+_WIDTH = None if sys.stdout.isatty() else 160
+out = Console(highlight=False, width=_WIDTH)
+err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 160)
 
 
 def json_safe(value: Any) -> Any:

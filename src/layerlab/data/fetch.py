@@ -1,0 +1,244 @@
+"""Finding, verifying and downloading a data set's files.
+
+Search order for data set ``<name>``: ``$LAYERLAB_DATA/<name>/``, then
+``$XDG_CACHE_HOME/layerlab/<name>/`` (``~/.cache/layerlab/<name>/`` when XDG_CACHE_HOME is
+unset), then ``/usr/share/datasets/<name>/`` (where Debian's dataset packages install).
+
+Downloads try the mirrors in order: the ``mirrors=`` argument, else ``$LAYERLAB_MIRRORS``
+(comma- or space-separated base URLs), else the catalogue's. Each file streams into a temp
+file in the destination directory while being hashed, and is moved into place with
+``os.replace`` only once its size and sha256 verify, so an interrupted or corrupt download
+never leaves a file that looks valid. Library code does not print: progress goes to an
+optional ``progress(file_name, bytes_done, bytes_total_or_None)`` callback.
+"""
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Callable
+
+from ..errors import DataError
+from .catalogue import DatasetInfo, SourceFile, get_info
+from .readers import decompress, read_bytes
+
+__all__ = ["SYSTEM_DATA_DIR", "search_dirs", "candidates", "locate", "find_file", "default_dest",
+           "resolve_mirrors", "verify_file", "verify_bytes", "fetch", "missing_message",
+           "Progress"]
+
+Progress = Callable[[str, int, "int | None"], None]
+
+SYSTEM_DATA_DIR = Path("/usr/share/datasets")
+_CHUNK = 1 << 20
+DEFAULT_TIMEOUT = 30.0  # seconds per connect/read; tests pass much less
+
+
+def _cache_root() -> Path:
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "layerlab"
+
+
+def search_dirs(name: str) -> list[Path]:
+    """The directories looked in for data set ``name``, in order."""
+    dirs = []
+    if os.environ.get("LAYERLAB_DATA"):
+        dirs.append(Path(os.environ["LAYERLAB_DATA"]) / name)
+    dirs.append(_cache_root() / name)
+    dirs.append(SYSTEM_DATA_DIR / name)
+    return dirs
+
+
+def default_dest(name: str) -> Path:
+    """Where ``fetch`` writes by default: ``$LAYERLAB_DATA/<name>`` if set, else the cache."""
+    return search_dirs(name)[0]
+
+
+def candidates(sf: SourceFile) -> list[str]:
+    """File names that can stand for ``sf``: as distributed, or decompressed (``x.gz`` -> ``x``)."""
+    names = [sf.name]
+    if sf.name.endswith(".gz") and not sf.name.endswith(".tar.gz"):
+        names.append(sf.name[:-3])
+    return names
+
+
+def find_file(directory: Path, sf: SourceFile) -> Path | None:
+    for n in candidates(sf):
+        p = directory / n
+        if p.is_file():
+            return p
+    return None
+
+
+def locate(name: str) -> Path | None:
+    """The first search directory holding every file of ``name`` (not yet verified), else None.
+
+    Data sets with no files (bundled or generated) are never located: None.
+    """
+    info = get_info(name)
+    if not info.files:
+        return None
+    for d in search_dirs(name):
+        if all(find_file(d, sf) is not None for sf in info.files):
+            return d
+    return None
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def verify_bytes(data: bytes, sf: SourceFile, where: Path | str, *,
+                 allow_plain: bool = True) -> bytes:
+    """Check a file's raw bytes against ``sf``; return its content (decompressed if gzip).
+
+    Accepts the published hash of the distributed file, or, for gzip files, the hash of the
+    decompressed content (so a recompressed copy, such as Debian's, verifies). A
+    decompressed copy verifies against ``content_sha256``; where none is known it passes
+    (if ``allow_plain``) and the format reader's structural checks are what guard it.
+    Errors name ``where``.
+    """
+    single_gz = sf.name.endswith(".gz") and not sf.name.endswith(".tar.gz")
+    is_gz = single_gz and data[:2] == b"\x1f\x8b"
+    if _sha(data) == sf.sha256:
+        return decompress(data, where) if is_gz else data
+    content = decompress(data, where) if is_gz else data
+    if sf.content_sha256 is not None and (is_gz or single_gz) and _sha(content) == sf.content_sha256:
+        return content
+    if allow_plain and single_gz and not is_gz and sf.content_sha256 is None:
+        return content  # a decompressed copy with no published content hash
+    expected = sf.sha256 + (f" (or {sf.content_sha256} for the decompressed content)"
+                            if sf.content_sha256 else "")
+    raise DataError(f"{where}: checksum mismatch: sha256 is {_sha(data)}, expected {expected}; "
+                    "the file is corrupt or not the expected one (delete it and fetch again)")
+
+
+def verify_file(path: Path, sf: SourceFile) -> bytes:
+    """Read and verify one file; its (decompressed) content."""
+    return verify_bytes(read_bytes(path), sf, Path(path))
+
+
+def resolve_mirrors(info: DatasetInfo, mirrors: list[str] | tuple[str, ...] | None) -> list[str]:
+    if mirrors is not None:
+        return [m for m in mirrors if m]
+    env = os.environ.get("LAYERLAB_MIRRORS", "").replace(",", " ").split()
+    return env or list(info.mirrors)
+
+
+def _url(base: str, file_name: str) -> str:
+    return base.rstrip("/") + "/" + file_name
+
+
+def _download_one(url: str, sf: SourceFile, dest: Path, progress: Progress | None,
+                  timeout: float) -> None:
+    """Download ``url`` to ``dest/sf.name``, verified; raises OSError/DataError on failure."""
+    fd, tmp = tempfile.mkstemp(dir=dest, prefix=f".{sf.name}.", suffix=".part")
+    try:
+        h = hashlib.sha256()
+        done = 0
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+            length = resp.headers.get("Content-Length")
+            total = int(length) if length and length.isdigit() else sf.size
+            if progress:
+                progress(sf.name, 0, total)
+            while chunk := resp.read(_CHUNK):
+                out.write(chunk)
+                h.update(chunk)
+                done += len(chunk)
+                if progress:
+                    progress(sf.name, done, total)
+            out.flush()
+            os.fsync(out.fileno())
+        if length and length.isdigit() and done != int(length):
+            raise DataError(f"truncated download: got {done} of {length} bytes")
+        if h.hexdigest() != sf.sha256:
+            # Not the published file; still fine if it is a recompressed copy of the content.
+            verify_bytes(Path(tmp).read_bytes(), sf, "downloaded file", allow_plain=False)
+        os.replace(tmp, dest / sf.name)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def _describe(e: BaseException) -> str:
+    if isinstance(e, urllib.error.HTTPError):
+        return f"HTTP {e.code} {e.reason}"
+    if isinstance(e, urllib.error.URLError):
+        return f"unreachable ({e.reason})"
+    if isinstance(e, DataError):
+        return str(e)
+    return f"{type(e).__name__}: {e}"
+
+
+def missing_message(info: DatasetInfo, attempts: list[str] | None = None) -> str:
+    """The one message for files that are neither found nor downloadable."""
+    dirs = search_dirs(info.name)
+    files = ", ".join(sf.name for sf in info.files)
+    plain = any(len(candidates(sf)) > 1 for sf in info.files)
+    lines = [f"data set {info.name!r} is not available: its files were not found and could not be downloaded.",
+             f"  looked for: {files}" + (" (or their decompressed forms, without .gz)" if plain else ""),
+             "  in: " + "; ".join(str(d) for d in dirs)]
+    if attempts:
+        lines.append("  download attempts:")
+        lines.extend(f"    {a}" for a in attempts)
+    base = info.mirrors[0] if info.mirrors else "<a mirror>"
+    lines.append(f"  to install by hand: download {files} from {base} (or another mirror) "
+                 f"and put them in {dirs[0]}/ (set LAYERLAB_DATA to choose another root), "
+                 f"then run `layerlab data show {info.name}`")
+    return "\n".join(lines)
+
+
+def fetch(name: str, *, mirrors: list[str] | None = None, dest: Path | str | None = None,
+          progress: Progress | None = None, timeout: float = DEFAULT_TIMEOUT,
+          info: DatasetInfo | None = None) -> Path:
+    """Make every file of ``name`` present and verified in one directory; return it.
+
+    A complete set already in a search directory is verified there and returned. Otherwise
+    missing files are downloaded to ``dest`` (default: ``default_dest``) from the mirrors in
+    order. ``info`` overrides the catalogue entry (tests use it for
+    tiny stand-in files).
+    """
+    info = info or get_info(name)
+    if not info.files:
+        raise DataError(f"data set {name!r} has no files to fetch ({info.source}: "
+                        "it is always available)")
+    if dest is None:
+        found = locate(name) if info is get_info(name) else None
+        if found is not None:
+            for sf in info.files:  # present: verify in place (DataError names a bad file)
+                verify_file(find_file(found, sf), sf)
+            return found
+    dest = Path(dest) if dest is not None else default_dest(name)
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DataError(f"cannot create {dest}: {e.strerror or e}") from None
+    bases = resolve_mirrors(info, mirrors)
+    attempts: list[str] = []
+    for sf in info.files:
+        have = find_file(dest, sf)
+        if have is not None:
+            try:
+                verify_file(have, sf)
+                continue
+            except DataError as e:
+                attempts.append(f"{have}: present but {e}")
+        for base in bases:
+            url = _url(base, sf.name)
+            try:
+                _download_one(url, sf, dest, progress, timeout)
+                break
+            # URLError/HTTPError/timeouts are OSError; IncompleteRead (chunked) is HTTPException
+            except (OSError, DataError, ValueError, http.client.HTTPException) as e:
+                attempts.append(f"{url}: {_describe(e)}")
+        else:
+            if not bases:
+                attempts.append("no mirrors configured")
+            raise DataError(missing_message(info, attempts))
+    return dest
