@@ -7,8 +7,11 @@ setup:
 run: setup
 	.venv/bin/layerlab summary mnist-conv --dataset fashion-mnist
 
+# The store tests also run against a real PostgreSQL when scripts/postgres.sh can start one
+# (root on Debian); without it those tests are skipped with the reason.
 test: setup
-	.venv/bin/python -m pytest -q
+	@pg_env=$$(bash scripts/postgres.sh --export 2>/tmp/layerlab-postgres.log) || { echo "PostgreSQL unavailable, its tests will skip (see /tmp/layerlab-postgres.log)"; pg_env=""; }; \
+	eval "$$pg_env"; .venv/bin/python -m pytest -q
 
 test-fast: setup
 	.venv/bin/python -m pytest -q -m "not slow"

@@ -1,0 +1,5 @@
+"""The run store: runs, metric series, events and artifacts (SQLite by default, PostgreSQL by URL)."""
+from .schema import SCHEMA_VERSION
+from .store import FINAL_STATUSES, STATUSES, TRANSITIONS, Store, default_path, resolve_url
+
+__all__ = ["Store", "STATUSES", "TRANSITIONS", "FINAL_STATUSES", "SCHEMA_VERSION", "default_path", "resolve_url"]
