@@ -115,8 +115,9 @@ def summary(
                     "warnings": data["warnings"]})
         return
     name = spec_data(source).get("name", source)
-    table = Table(title=f"Model: {name}  ·  data: {result.dataset} ({_shape(result.input_shape)})  ·  "
-                        f"task: {result.task}, loss: {result.loss}", title_justify="left")
+    out.print(f"[bold]Model: {_esc(str(name))}[/]  ·  data: {result.dataset} ({_shape(result.input_shape)})  ·  "
+              f"task: {result.task}  ·  loss: {result.loss}")
+    table = Table()
     for col, justify in (("#", "right"), ("layer", "left"), ("input", "right"), ("output", "right"),
                          ("params", "right"), ("mult-adds", "right")):
         table.add_column(col, justify=justify)
@@ -132,9 +133,16 @@ def summary(
         err.print(f"[yellow]![/] {_esc(w.message)}\n    [dim]consider:[/] {_esc(w.hint)}")
 
 
+# Parameters a reader always wants to see, even at their defaults.
+_ALWAYS_SHOWN = {"fc": ("units",), "conv2d": ("field", "depth"), "conv1d": ("field", "depth"),
+                 "maxpool2d": ("field", "stride"), "maxpool1d": ("field", "stride"), "avgpool2d": ("field", "stride"),
+                 "dropout": ("rate",), "reshape": ("shape",)}
+
+
 def _layer_text(kind: str, config: dict) -> str:
+    defaults = CATALOGUE[kind].defaults()
     shown = {k: v for k, v in config.items()
-             if v is not None and v != CATALOGUE[kind].defaults().get(k)}
+             if v is not None and (v != defaults.get(k) or k in _ALWAYS_SHOWN.get(kind, ()))}
     args = ", ".join(f"{k}={v}" for k, v in shown.items())
     return f"{kind}({args})" if args else kind
 
@@ -214,6 +222,11 @@ def _mount_optional() -> None:
     except ImportError:  # pragma: no cover - the data package always ships its CLI
         return
     app.add_typer(data_app, name="data", help="Data sets: list, show statistics and sample grids, fetch.")
+
+
+from .cli_runs import register as _register_runs  # noqa: E402  (commands attach to `app`)
+
+_register_runs(app)
 
 
 _mount_optional()

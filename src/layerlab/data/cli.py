@@ -68,7 +68,7 @@ def show(name: str = typer.Argument(..., help="data set name (see `layerlab data
     console.print(f"source: {where}")
     console.print("examples: " + ", ".join(f"{k} {v:,}" for k, v in st["counts"].items()))
     console.print(f"input shape: {_shape(st['input_shape'])} {st['x_dtype']}   "
-                  f"label shape: {_shape(st['label_shape'])}   "
+                  f"label shape: {_shape(st['label_shape']) or f'one class index of {info.num_classes}'}   "
                   f"pixel range: {st['pixel_range'][0]:g}..{st['pixel_range'][1]:g}")
     if "class_balance" in st:
         table = Table(title="class balance")
