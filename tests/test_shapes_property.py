@@ -17,7 +17,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from layerlab.build import build_layers
+from layerlab.builder import build_layers
 from layerlab.layers import CATALOGUE
 from layerlab.shapes import infer_shapes
 from layerlab.spec import parse_layer

@@ -12,7 +12,7 @@ from .errors import DataError, LayerlabError, Problem, SpecError, StoreError
 
 __version__ = "0.1.0"
 
-_LAZY = {"build": "build", "check": "shapes", "CheckResult": "shapes", "load_spec": "spec", "Spec": "spec"}
+_LAZY = {"build": "builder", "check": "shapes", "CheckResult": "shapes", "load_spec": "spec", "Spec": "spec"}
 
 __all__ = ["build", "check", "load_spec", "Spec", "CheckResult", "Problem",
            "LayerlabError", "SpecError", "DataError", "StoreError", "__version__"]

@@ -1,0 +1,624 @@
+"""The training loop: one run, from a spec to results, recorded in the store as it goes.
+
+The hot loop keeps the data resident and never waits for the device: each update leaves its
+loss and its outputs on the device, and they are read together (one arg-max, one sync) at
+log points (see ``plan.py``). Evaluation, prediction snapshots, probes and checkpoints happen
+at evaluation points and are not counted in the training throughput.
+
+Statuses: ``running`` while training, then ``finished`` (budget done), ``stopped`` (a stop
+event or ``store.request_stop``; what was learned is kept and the run can be resumed),
+``diverged`` (a NaN or infinite loss, or one a million times the untrained model's; the
+diagnosis says why), ``failed`` (an unexpected error,
+re-raised) or ``interrupted`` (KeyboardInterrupt, re-raised; resumable).
+
+Resume: ``resume(run_id)`` restores the last checkpoint (weights, optimiser, random states,
+position in the epoch) and continues. Metric rows and events written before the interruption
+are kept; rows at steps the resumed run passes again are *not* written a second time (only
+rows after the last stored step are appended), so no row is lost or duplicated.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import platform
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from ..builder import build
+from ..errors import LayerlabError, SpecError, StoreError
+from ..shapes import check
+from ..spec import Spec, load_spec, resolve_objective
+from .checkpoint import CHECKPOINT_ARTIFACT, WEIGHTS_ARTIFACT, Checkpoint, pack_checkpoint, read_position, \
+    unpack_checkpoint, weights_bytes
+from .diagnose import Evidence, Watch, explain_divergence, instrumented_step, loss_event, probe, zero_init
+from .evaluate import autocast, evaluate, json_number, json_safe, measure_inference, predict_examples, worst_examples
+from .losses import make_objective
+from .optim import OPTIMIZERS, make_optimizer
+from .plan import Plan, make_plan
+from .record import Recorder
+from .schedules import lr_at
+
+__all__ = ["train", "resume", "resolve_device"]
+
+log = logging.getLogger(__name__)
+
+PROGRESS_EVERY_S = 0.25   # on_event progress messages at most this often
+PROBE_BATCH = 256         # test examples used for the dead-ReLU probe
+EXPLODE_FACTOR = 1e6      # a loss a million times the untrained model's has diverged even if still finite
+
+
+def resolve_device(requested: str | torch.device | None) -> torch.device:
+    """``auto`` (or None): CUDA when available, else CPU."""
+    if requested is None or str(requested) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(requested)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise LayerlabError(f"train.device is {str(requested)!r} but CUDA is not available here; use 'auto' or 'cpu'")
+    return dev
+
+
+def _versions() -> dict:
+    from .. import __version__
+    return {"layerlab": __version__, "torch": torch.__version__, "python": platform.python_version(),
+            "cuda": torch.version.cuda}
+
+
+@dataclass
+class Position:
+    """Where a run is; saved in every checkpoint, so a resume continues exactly here."""
+
+    step: int = 0                # updates done
+    examples: int = 0            # examples trained
+    epoch: int = 0               # completed epochs
+    epoch_pos: int = 0           # examples of the current epoch's permutation already used
+    elapsed: float = 0.0         # wall seconds in earlier sessions (up to their last checkpoint)
+    train_time: float = 0.0      # seconds of training (no evaluation) in all sessions
+    ep_loss_sum: float = 0.0     # current epoch: sum of batch loss * batch size
+    ep_correct: int = 0
+    ep_count: int = 0
+    best_test_accuracy: float | None = None
+    step0_test_accuracy: float | None = None
+    step0_test_loss: float | None = None
+    last_eval: dict = field(default_factory=dict)
+    last_cost: float | None = None
+    last_train_accuracy: float | None = None
+    history: list = field(default_factory=list)
+    watch: dict = field(default_factory=dict)
+    diagnoses: list = field(default_factory=list)  # [{kind, text, step}] found so far
+    options: dict = field(default_factory=dict)   # log_every, predictions: fixed for the run's life
+
+
+def train(spec: Spec | dict | str, *, store=None, run_id: int | None = None,
+          on_event: Callable[[dict], None] | None = None, stop_event: threading.Event | None = None,
+          device: str | torch.device | None = None, data=None, checkpoint_every: float = 10.0,
+          log_every: int | None = None, predictions: int | list[int] = 20) -> dict:
+    """Train ``spec`` and return its results.
+
+    ``store``: a ``layerlab.store.Store`` to record the run in (None: nothing is persisted).
+    ``run_id``: an existing queued run of that store to execute; None creates one.
+    ``on_event``: called with ``{"type": "progress" | "eval" | "status" | "diagnosis" | "note", ...}``.
+    ``stop_event``: set it to stop after the current update (status ``stopped``).
+    ``device``: overrides ``train.device``. ``data``: a ``ResidentDataset`` already loaded on
+    that device (else the spec's data set is loaded). ``log_every``: updates between log points
+    (default from the budget, see ``plan.py``). ``predictions``: how many of the first test
+    examples (or which indices) get prediction snapshots.
+
+    Checkpoints are written at step 0, at the end (or stop), and at the first log point after
+    every ``checkpoint_every`` seconds.
+    """
+    spec = spec if isinstance(spec, Spec) else load_spec(spec)
+    return _Trainer(spec, store=store, run_id=run_id, on_event=on_event, stop_event=stop_event, device=device,
+                    data=data, checkpoint_every=checkpoint_every, log_every=log_every,
+                    predictions=predictions).run()
+
+
+def resume(run_id: int, *, store=None, on_event: Callable[[dict], None] | None = None,
+           stop_event: threading.Event | None = None, device: str | torch.device | None = None, data=None,
+           checkpoint_every: float = 10.0) -> dict:
+    """Continue an ``interrupted`` (or ``stopped``) run from its last checkpoint; return its results.
+
+    ``store`` defaults to ``Store()``. ``device`` defaults to the device the run used.
+    """
+    if store is None:
+        from ..store import Store
+        store = Store()
+    run = store.get_run(run_id)
+    if run["status"] not in ("interrupted", "stopped"):
+        raise StoreError(f"run {run_id} is {run['status']!r}; only interrupted or stopped runs can be resumed")
+    spec = load_spec(run["spec"])
+    try:
+        ckpt = store.get_artifact(run_id, CHECKPOINT_ARTIFACT)
+    except StoreError:
+        ckpt = None
+        log.warning("run %s has no checkpoint; it starts again from step 0", run_id)
+    metric_floor = max((r["step"] for r in store.metrics(run_id)), default=-1)
+    event_floor = max((e["payload"].get("step", -1) for e in store.events(run_id, kinds=list(_STEP_EVENTS))
+                       if isinstance(e["payload"], dict)), default=-1)
+    return _Trainer(spec, store=store, run_id=run_id, on_event=on_event, stop_event=stop_event,
+                    device=device or run.get("device") or None, data=data, checkpoint_every=checkpoint_every,
+                    resume_from=ckpt, floors=(metric_floor, event_floor), resume_status=run["status"]).run()
+
+
+_STEP_EVENTS = ("prediction", "epoch", "diagnosis", "divergence")
+
+
+class _Trainer:
+    def __init__(self, spec: Spec, *, store, run_id, on_event, stop_event, device, data, checkpoint_every,
+                 log_every=None, predictions=20, resume_from: bytes | None = None, floors=(-1, -1),
+                 resume_status: str | None = None):
+        self.spec, self.store, self.run_id = spec, store, run_id
+        self.check = check(spec)
+        if not self.check.valid:
+            raise SpecError(self.check.problems)
+        OPTIMIZERS[spec.train.optimizer].kwargs(spec.train)  # a SpecError (nesterov without momentum) before any run
+        self.device = resolve_device(device or spec.train.device)
+        if data is not None and torch.device(data.device).type != self.device.type:
+            raise LayerlabError(f"the data are on {data.device} but the run trains on {self.device}")
+        self.data = data
+        self.checkpoint_every = checkpoint_every
+        self.resume_from, self.resume_status = resume_from, resume_status
+        self.pos = Position(options={"log_every": log_every, "predictions": predictions})
+        self.floors = floors
+        self.on_event, self.stop_event = on_event, stop_event
+        self.last_ckpt: bytes | None = None
+        self.stop_reason: str | None = None
+
+    # ================================================================== lifecycle
+
+    def run(self) -> dict:
+        if self.store is not None and self.run_id is None:
+            self.run_id = self.store.create_run(self.spec.to_dict(), device=str(self.device), versions=_versions())
+        self.rec = Recorder(self.store, self.run_id, self.on_event, self.stop_event,
+                            metric_floor=self.floors[0], event_floor=self.floors[1])
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            try:
+                return self._run()
+            except KeyboardInterrupt:
+                self._end_badly("interrupted", None)
+                raise
+            except Exception as exc:
+                self._end_badly("failed", f"{type(exc).__name__}: {exc}")
+                raise
+
+    def _end_badly(self, status: str, error: str | None) -> None:
+        try:
+            self.rec.flush()
+        except Exception:  # noqa: BLE001
+            log.exception("could not write the last metric rows of run %s", self.run_id)
+        try:
+            self.rec.set_status(status, error=error)
+        except Exception:  # noqa: BLE001 — the original error matters more
+            log.exception("could not mark run %s %s", self.run_id, status)
+
+    def _run(self) -> dict:
+        spec, t = self.spec, self.spec.train
+        if self.rec.persistent:
+            self.store.start_run(self.run_id, device=str(self.device), versions=_versions(),
+                                 resume=self.resume_status == "stopped")
+        self.rec.emit({"type": "status", "status": "running", "run_id": self.run_id, "device": str(self.device)})
+        self.session_start = self.t_mark = self._last_ckpt_time = time.perf_counter()
+        self._setup()
+        if self.resume_from is not None:
+            self._restore(self.resume_from)
+            self.last_ckpt = self.resume_from
+            log.info("run %s resumes at step %d (%d examples)", self.run_id, self.pos.step, self.pos.examples)
+        else:
+            self._eval_point(final=False)  # step 0: the untrained model
+        outcome = self._loop()
+        if outcome == "diverged":
+            return self.results
+        return self._finish("finished" if outcome == "finished" else "stopped")
+
+    def _setup(self) -> None:
+        spec, t = self.spec, self.spec.train
+        if self.data is None:
+            from ..data import load_dataset
+            d = spec.data
+            self.data = load_dataset(d.dataset, normalize=d.normalize, device=self.device, train_size=d.train_size,
+                                     test_size=d.test_size, val_fraction=d.val_fraction, seed=0, options=d.options)
+        info = self.data.info
+        task, loss = resolve_objective(t, info)
+        self.objective = make_objective(task, loss, num_classes=info.num_classes,
+                                        last_layer=spec.model[-1].kind if spec.model else None)
+        torch.manual_seed(t.seed)  # dropout; the caller's RNG is restored by fork_rng
+        self.model = build(spec, result=self.check).to(self.device)
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.opt = make_optimizer(self.params, t)
+        self.step_model = torch.compile(self.model) if t.compile else self.model
+        self.amp = t.amp and self.device.type == "cuda"
+        if t.amp and not self.amp:
+            self._note("amp (bf16 autocast) is for CUDA; training on the CPU in float32")
+        self.gen = torch.Generator().manual_seed(t.seed)
+        self.epoch_gen_state = self.gen.get_state()
+        opts = self.pos.options
+        if self.resume_from is not None:  # the plan must be the interrupted run's
+            opts = read_position(self.resume_from)["options"]
+            self.pos.options = opts
+        self.plan: Plan = make_plan(t, len(self.data.train), log_every=opts.get("log_every"))
+        want = opts.get("predictions", 20)
+        n_test = len(self.data.test)
+        self.pred_indices = [i for i in want if 0 <= i < n_test] if isinstance(want, list) \
+            else list(range(min(int(want), n_test)))
+        self.probe_x = self.data.prepare(self.data.test.x[:PROBE_BATCH]) if n_test else None
+        self.watch = Watch()
+        self.zero_init = zero_init(spec)
+        if self.plan.n_train < 1:
+            raise LayerlabError(f"{info.name} has no training examples")
+
+    def _note(self, text: str) -> None:
+        log.info(text)
+        self.rec.emit({"type": "note", "text": text})
+
+    # ================================================================== the hot loop
+
+    def _new_perm(self) -> torch.Tensor:
+        self.epoch_gen_state = self.gen.get_state()
+        return torch.randperm(self.plan.n_train, generator=self.gen).to(self.device)
+
+    def _set_lr(self, step: int, examples: int) -> float:
+        t = self.spec.train
+        lr = lr_at(t.schedule, t.lr, step, total_steps=self.plan.total_steps, epoch=examples / self.plan.n_train,
+                   step_epochs=t.step_epochs, step_gamma=t.step_gamma)
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        return lr
+
+    def _make_step(self):
+        """One update as a closure over locals (the hot path: no attribute lookups, no sync).
+
+        Returns the loss and (classification) the outputs, both left on the device.
+        """
+        model, opt, params, objective = self.step_model, self.opt, self.params, self.objective
+        loss_fn = objective.__call__
+        reconstruct = objective.task == "reconstruction"
+        classifies = objective.classifies
+        clip = self.spec.train.clip_grad
+        amp, device = self.amp, self.device
+
+        def step(x: torch.Tensor, y: torch.Tensor):
+            if amp:
+                with autocast(device, True):
+                    out = model(x)
+            else:
+                out = model(x)
+            loss = loss_fn(out, x if reconstruct else y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if clip is not None:
+                torch.nn.utils.clip_grad_norm_(params, clip)
+            opt.step()
+            return loss.detach(), (out.detach() if classifies else None)  # arg-max taken at the log point
+
+        return step
+
+    def _loop(self) -> str:
+        """Train until the budget is spent, a stop is asked for, or the loss diverges.
+
+        Counters live in locals here and are written back to ``self.pos`` before each log point.
+        """
+        p, s, rec, data = self.plan, self.pos, self.rec, self.data
+        X, Y = data.train.x, data.train.y
+        prepare, step = data.prepare, self._make_step()
+        stop_event, clock = self.stop_event, time.monotonic
+        bs, n_train, total, log_every, every = p.batch_size, p.n_train, p.total_examples, p.log_every, p.eval_every
+        scheduled = self.spec.train.schedule != "constant"
+        steps, examples, epoch_pos = s.step, s.examples, s.epoch_pos
+        next_eval = min(total, (examples // every + 1) * every)
+        if epoch_pos > 0:  # resumed mid-epoch: the same permutation again
+            self.gen.set_state(self.epoch_gen_state)
+            perm = self._new_perm()
+        pending: list = []
+        self.t_mark = time.perf_counter()
+        while examples < total:
+            if epoch_pos == 0:
+                perm = self._new_perm()
+            take = min(bs, n_train - epoch_pos, total - examples)
+            idx = perm[epoch_pos:epoch_pos + take]
+            y = Y[idx]
+            if scheduled:
+                self._set_lr(steps, examples)
+            loss, pred = step(prepare(X[idx]), y)
+            pending.append((loss, pred, y, take))
+            steps += 1
+            examples += take
+            epoch_pos += take
+            epoch_end = epoch_pos >= n_train
+            eval_due = epoch_end or examples >= next_eval
+            stop = (stop_event is not None and stop_event.is_set()) or clock() >= rec.next_poll
+            if stop:
+                stop = rec.should_stop()
+            if eval_due or stop or steps % log_every == 0:
+                s.step, s.examples, s.epoch_pos = steps, examples, epoch_pos
+                if self._log_point(pending, eval_due=eval_due or stop, epoch_end=epoch_end, final=stop):
+                    return "diverged"
+                pending = []
+                if stop:
+                    self.stop_reason = rec.stop_reason
+                    return "stopped"
+                epoch_pos = s.epoch_pos  # an epoch end resets it
+                if eval_due:
+                    next_eval = min(total, (examples // every + 1) * every)
+        return "finished"
+
+    # ================================================================== log and evaluation points
+
+    def _log_point(self, pending: list, *, eval_due: bool, epoch_end: bool, final: bool) -> bool:
+        """Read the interval's sums (one sync), record them, evaluate if due. True if diverged."""
+        s, p = self.pos, self.plan
+        losses = torch.stack([q[0] for q in pending]).tolist()
+        correct = None
+        if self.objective.classifies:
+            correct = int((torch.cat([q[1] for q in pending]).argmax(1) == torch.cat([q[2] for q in pending])).sum())
+        now = time.perf_counter()
+        interval = now - self.t_mark
+        self.t_mark = now
+        s.train_time += interval
+        first_step = s.step - len(pending) + 1
+        limit = self._explosion_limit()
+        bad = next((i for i, v in enumerate(losses) if not v <= limit), None)  # NaN, inf or exploded
+        if bad is not None:
+            self._diverge(first_step + bad, losses[bad])
+            return True
+        sizes = [q[3] for q in pending]
+        count = sum(sizes)
+        cost = sum(v * n for v, n in zip(losses, sizes)) / count
+        s.ep_loss_sum += cost * count
+        s.ep_count += count
+        s.last_cost = cost
+        row = {"cost": cost, "lr": self.opt.param_groups[0]["lr"],
+               "examples_per_sec": count / interval if interval > 0 else None,
+               "epoch": s.examples / p.n_train}
+        if correct is not None:
+            s.ep_correct += correct
+            s.last_train_accuracy = correct / count
+            row["train_accuracy"] = s.last_train_accuracy
+        self.rec.metrics(row, s.step, s.examples)
+        self.watch.add_cost(cost)
+        if eval_due or now - getattr(self, "_last_progress", -math.inf) >= PROGRESS_EVERY_S:
+            self._last_progress = now
+            self.rec.emit({"type": "progress", "step": s.step, "examples": s.examples,
+                           "total_examples": p.total_examples, "epoch": s.examples / p.n_train,
+                           "cost": cost, "train_accuracy": row.get("train_accuracy"),
+                           "examples_per_sec": row["examples_per_sec"], "lr": row["lr"],
+                           "elapsed": self._elapsed()})
+        if eval_due:
+            self._eval_point(final=final or s.examples >= p.total_examples, epoch_end=epoch_end)
+        elif time.perf_counter() - self._last_ckpt_time >= self.checkpoint_every:
+            t0 = time.perf_counter()
+            self._checkpoint()
+            self.t_mark += time.perf_counter() - t0
+        self.rec.tick(s.step, s.examples)
+        return False
+
+    def _eval_point(self, *, final: bool, epoch_end: bool = False) -> None:
+        """Full test set, prediction snapshot, probes, epoch row, checkpoint (not counted as training time)."""
+        t0 = time.perf_counter()
+        s = self.pos
+        ev = self._evaluate(detail=final)
+        if s.step > 0 or s.examples > 0:
+            self._probe()
+        else:
+            self._probe(grads=False)
+        if epoch_end or (final and s.ep_count):
+            self._epoch_row(ev, partial=not epoch_end)
+        if final or s.step == 0 or time.perf_counter() - self._last_ckpt_time >= self.checkpoint_every:
+            self._checkpoint()
+        self.final_eval = ev
+        self.t_mark += time.perf_counter() - t0
+
+    def _evaluate(self, *, detail: bool) -> dict:
+        s = self.pos
+        ev = evaluate(self.model, self.data, self.objective, amp=self.amp, detail=detail and self.objective.classifies)
+        rows = {"test_loss": ev["loss"], "test_accuracy": ev["accuracy"]}
+        self.rec.metrics(rows, s.step, s.examples)
+        acc = ev["accuracy"]
+        if s.step == 0:
+            s.step0_test_loss = ev["loss"]
+        if acc is not None:
+            if s.step == 0:
+                s.step0_test_accuracy = acc
+            if s.best_test_accuracy is None or acc > s.best_test_accuracy:
+                s.best_test_accuracy = acc
+        s.last_eval = {"test_loss": ev["loss"], "test_accuracy": acc, "step": s.step, "examples": s.examples}
+        if self.pred_indices:
+            items = predict_examples(self.model, self.data, self.pred_indices, objective=self.objective, amp=self.amp)
+            payload = {"step": s.step, "examples": s.examples, "task": self.objective.task, "predictions": items}
+            if self.objective.classifies:
+                payload["classes"] = list(self.data.info.class_names)
+            self.rec.event("prediction", payload, s.step)
+        self.rec.emit({"type": "eval", "step": s.step, "examples": s.examples, "test_accuracy": acc,
+                       "test_loss": ev["loss"], "best_test_accuracy": s.best_test_accuracy,
+                       "elapsed": self._elapsed()})
+        return ev
+
+    def _probe(self, *, grads: bool = True) -> None:
+        s = self.pos
+        result = probe(self.model, self.probe_x)
+        self.rec.metrics(result["metrics"], s.step, s.examples)
+        if not grads:
+            return
+        self.watch.add_probe(result)
+        self._announce(self.watch.notes(zero_init=self.zero_init, lr=self.spec.train.lr, final=False))
+
+    def _announce(self, notes: list[tuple[str, str]]) -> None:
+        for kind, text in notes:
+            if kind in self.watch.reported:
+                continue
+            self.watch.reported.append(kind)
+            self.pos.diagnoses.append({"kind": kind, "text": text, "step": self.pos.step})
+            self.rec.event("diagnosis", {"step": self.pos.step, "kind": kind, "text": text}, self.pos.step)
+            self.rec.emit({"type": "diagnosis", "kind": kind, "text": text, "step": self.pos.step})
+
+    def _epoch_row(self, ev: dict, *, partial: bool) -> None:
+        s = self.pos
+        row = {"epoch": s.epoch + (s.epoch_pos / self.plan.n_train if partial else 1),
+               "examples": s.examples, "step": s.step, "partial": partial,
+               "train_loss": s.ep_loss_sum / s.ep_count,
+               "train_accuracy": s.ep_correct / s.ep_count if self.objective.classifies else None,
+               "test_loss": ev["loss"], "test_accuracy": ev["accuracy"]}
+        s.history.append(row)
+        self.rec.event("epoch", {k: (json_number(v) if isinstance(v, float) else v) for k, v in row.items()}, s.step)
+        self.rec.emit({"type": "epoch", **row})
+        if not partial:
+            s.epoch += 1
+            s.epoch_pos = 0
+            s.ep_loss_sum, s.ep_correct, s.ep_count = 0.0, 0, 0
+
+    def _explosion_limit(self) -> float:
+        """A loss this large counts as diverged: EXPLODE_FACTOR times the untrained model's (at least 1)."""
+        ref = self.pos.step0_test_loss
+        ref = ref if ref is not None and math.isfinite(ref) else 1.0
+        return EXPLODE_FACTOR * max(1.0, ref)
+
+    def _elapsed(self) -> float:
+        return self.pos.elapsed + time.perf_counter() - self.session_start
+
+    # ================================================================== checkpoints
+
+    def _finite_params(self) -> bool:
+        return bool(torch.stack([p.isfinite().all() for p in self.params]).all()) if self.params else True
+
+    def _checkpoint(self) -> None:
+        """Save weights, optimiser, random states and position; never over a finite one with a broken one."""
+        self._last_ckpt_time = time.perf_counter()
+        self.rec.flush()  # rows up to this step are stored before the checkpoint that follows them
+        if not self._finite_params():
+            log.warning("run %s: parameters are not finite at step %d; keeping the last checkpoint",
+                        self.run_id, self.pos.step)
+            return
+        s = self.pos
+        position = dataclasses.asdict(s)
+        position["elapsed"] = self._elapsed()
+        position["watch"] = self.watch.to_dict()
+        rng = {"data": self.gen.get_state(), "data_epoch": self.epoch_gen_state, "torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        data = pack_checkpoint(Checkpoint(self.model.state_dict(), self.opt.state_dict(), position, rng))
+        self.last_ckpt = data
+        self.rec.put_artifact(CHECKPOINT_ARTIFACT, data, kind="checkpoint", media_type="application/octet-stream")
+
+    def _restore(self, data: bytes, *, weights_only: bool = False) -> None:
+        ck = unpack_checkpoint(data)
+        self.model.load_state_dict({k: v.to(self.device) for k, v in ck.model.items()})
+        if weights_only:
+            return
+        self.opt.load_state_dict(ck.optimizer)
+        self.gen.set_state(ck.rng["data"])
+        self.epoch_gen_state = ck.rng["data_epoch"]
+        torch.set_rng_state(ck.rng["torch"])
+        if "cuda" in ck.rng and self.device.type == "cuda":
+            torch.cuda.set_rng_state(ck.rng["cuda"], self.device)
+        self.pos = Position(**ck.position)
+        self.pos.history = [h for h in self.pos.history if not h["partial"]]  # a stop's row for its partial epoch
+        self.watch = Watch.from_dict(self.pos.watch)
+        self.session_start = time.perf_counter()
+
+    # ================================================================== divergence
+
+    def _diverge(self, bad_step: int, bad_loss: float) -> None:
+        """Evaluate the broken model, replay for evidence, keep the last finite weights, explain."""
+        s = self.pos
+        what = loss_event(bad_loss)
+        self.rec.metrics({"cost": bad_loss}, s.step, s.examples)
+        broken = self._evaluate(detail=True)  # accuracy plummets, probabilities are NaN: what the practicum sees
+        self.final_eval = broken
+        diverged_at = dataclasses.replace(s)
+        evidence, found = self._replay(bad_step)
+        if found is not None:
+            bad_step, what = found
+        warnings = [w.message for w in self.check.warnings]
+        lr = evidence.records[-1].lr if evidence.records else self.opt.param_groups[0]["lr"]
+        text = explain_divergence(list(evidence.records), bad_step=bad_step, what=what, lr=lr, warnings=warnings)
+        self.pos = diverged_at
+        if self.last_ckpt is not None:
+            self._restore(self.last_ckpt, weights_only=True)  # the weights artifact: the last finite ones
+        self.pos.diagnoses.append({"kind": "diverged", "text": text, "step": bad_step})
+        records = evidence.to_list()[-16:]
+        self.rec.event("divergence", {"step": bad_step, "what": what, "text": text,
+                                      "records": json_safe(records)}, s.step)
+        self.rec.emit({"type": "diagnosis", "kind": "diverged", "text": text, "step": bad_step})
+        self._finish("diverged", diverged_at_step=bad_step, evidence=records)
+
+    def _replay(self, bad_step: int) -> tuple[Evidence, tuple[int, str] | None]:
+        """Re-run the updates since the last finite checkpoint, instrumented, up to ``bad_step``."""
+        evidence = Evidence()
+        if self.last_ckpt is None:
+            return evidence, None
+        self._restore(self.last_ckpt)
+        s, p = self.pos, self.plan
+        X, Y = self.data.train.x, self.data.train.y
+        perm = None
+        if s.epoch_pos > 0:
+            self.gen.set_state(self.epoch_gen_state)
+            perm = self._new_perm()
+        while s.step < bad_step and s.examples < p.total_examples:
+            if s.epoch_pos == 0:
+                perm = self._new_perm()
+            take = p.take(s.examples, s.epoch_pos)
+            idx = perm[s.epoch_pos:s.epoch_pos + take]
+            lr = self._set_lr(s.step, s.examples)
+            record, what = instrumented_step(self.step_model, self.model, self.opt, self.objective,
+                                             self.data.prepare(X[idx]), Y[idx], step=s.step + 1, lr=lr,
+                                             amp=self.amp, clip=self.spec.train.clip_grad,
+                                             loss_limit=self._explosion_limit())
+            evidence.add(record)
+            s.step += 1
+            s.examples += take
+            s.epoch_pos += take
+            if s.epoch_pos >= p.n_train:
+                s.epoch_pos = 0
+            if what is not None:
+                return evidence, (record.step, what)
+        return evidence, None
+
+    # ================================================================== the end
+
+    def _finish(self, status: str, **extra) -> dict:
+        s, info = self.pos, self.data.info
+        ev = getattr(self, "final_eval", None) or self._evaluate(detail=True)
+        results: dict = {
+            "run_id": self.run_id, "status": status, "device": str(self.device),
+            "task": self.objective.task, "loss": self.objective.loss, "params": self.check.total_params,
+            "examples": s.examples, "steps": s.step, "epochs": s.examples / self.plan.n_train,
+            "total_examples": self.plan.total_examples,
+            "elapsed_s": self._elapsed(), "train_time_s": s.train_time,
+            "examples_per_sec": s.examples / s.train_time if s.train_time > 0 else None,
+            "step0_test_accuracy": s.step0_test_accuracy, "step0_test_loss": s.step0_test_loss,
+            "test_accuracy": ev["accuracy"], "test_loss": ev["loss"], "best_test_accuracy": s.best_test_accuracy,
+            "train_loss": s.history[-1]["train_loss"] if s.history else s.last_cost,
+            "train_accuracy": s.history[-1]["train_accuracy"] if s.history else s.last_train_accuracy,
+            "history": s.history, "stop_reason": self.stop_reason,
+        }
+        if "confusion" in ev:
+            names = list(info.class_names) or [str(i) for i in range(info.num_classes)]
+            results["confusion"] = {"classes": names, "matrix": ev["confusion"]}
+            results["worst"] = worst_examples(ev["p_true"], ev["pred"], self.data.test.y)
+            self.rec.put_artifact("confusion.json", json.dumps({"step": s.step, **results["confusion"]}).encode(),
+                                  kind="confusion", media_type="application/json")
+        speed = measure_inference(self.model, self.data, amp=self.amp) if len(self.data.test) else {}
+        results.update(speed)
+        self.rec.metrics({k: v for k, v in speed.items() if k != "inference_batch_size"}, s.step, s.examples)
+        if status != "diverged":
+            self._announce(self.watch.notes(zero_init=self.zero_init, lr=self.spec.train.lr, final=True))
+        results.update(extra)
+        results["diagnoses"] = self.pos.diagnoses
+        results["diagnosis"] = "; ".join(d["text"] for d in self.pos.diagnoses if d["kind"] == "diverged") \
+            if status == "diverged" else ("; ".join(d["text"] for d in self.pos.diagnoses) or None)
+        meta = {"run_id": self.run_id, "step": s.step, "examples": s.examples, "status": status,
+                "spec": self.spec.to_dict()}
+        self.rec.put_artifact(WEIGHTS_ARTIFACT, weights_bytes(self.model, meta), kind="weights",
+                              media_type="application/octet-stream")
+        self.rec.flush()
+        if self.rec.persistent:
+            self.store.heartbeat(self.run_id, step=s.step, examples=s.examples)
+            self.store.set_results(self.run_id, results)
+        self.rec.set_status(status, diagnosis=results["diagnosis"])
+        self.results = results
+        return results
