@@ -1,0 +1,233 @@
+"""Routes about models and data: the layer catalogue, presets, data sets, checking and predicting.
+
+Nothing here trains or writes the store. ``POST /api/check`` is called on every keystroke of
+the builder, so it only parses and walks shapes (a few milliseconds) and never loads data.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import math
+from typing import Any
+
+import yaml
+from fastapi import APIRouter, Body, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
+
+from ..data import DATASETS
+from ..errors import Problem, SpecError
+from ..init import INITIALISERS
+from ..layers import catalogue_json
+from ..presets import preset_data, preset_description, preset_names
+from ..shapes import CheckResult, check
+from ..spec import OPTIMIZER_PARAMS, OPTIMIZERS, DataSpec, TrainSpec, parse_spec
+from .datacache import check_index, dataset_json, stats_json
+from .images import example_png
+from .schemas import SpecExport, SpecText
+
+__all__ = ["router", "check_data", "field_json"]
+
+router = APIRouter(prefix="/api")
+
+SpecBody = Body(..., description="spec data: {name, data, model, train} (a preset model as `preset/NAME`)",
+                examples=[{"name": "mlp", "data": {"dataset": "fashion-mnist"},
+                           "model": ["flatten", {"fc": {"units": 10}}], "train": {"epochs": 1}}])
+IMAGE_CACHE = "public, max-age=3600"
+
+
+def field_json(model) -> list[dict]:
+    """A pydantic model's fields as the builder's form needs them: type, default, range, choices, doc."""
+    schema = model.model_json_schema()
+    out = []
+    for name, prop in schema["properties"].items():
+        options = prop.get("anyOf", [prop])
+        main = next((o for o in options if o.get("type") != "null"), options[0])
+        entry = {"name": name, "type": main.get("type", "object"), "default": prop.get("default"),
+                 "doc": prop.get("description", ""), "nullable": any(o.get("type") == "null" for o in options)}
+        for src, dst in (("minimum", "ge"), ("exclusiveMinimum", "gt"), ("maximum", "le"), ("exclusiveMaximum", "lt")):
+            if src in main:
+                entry[dst] = main[src]
+        if "enum" in prop:
+            entry["choices"] = prop["enum"]
+        out.append(entry)
+    return out
+
+
+def check_data(spec: Any) -> CheckResult:
+    """Check spec *data*; a string is never read as a file path or preset name here."""
+    if not isinstance(spec, dict):
+        return CheckResult(valid=False, rows=[], problems=[Problem(
+            f"a spec must be a JSON object with data, model and train, got {type(spec).__name__}", "")])
+    return check(spec)
+
+
+@functools.lru_cache(maxsize=1)
+def presets_json() -> list[dict]:
+    rows = []
+    for name in preset_names():
+        data = preset_data(name)
+        result = check(data)
+        rows.append({"name": name, "description": preset_description(name), "spec": data,
+                     "dataset": result.dataset, "layers": len(data.get("model", [])), "params": result.total_params,
+                     "valid": result.valid})
+    return rows
+
+
+def optimizers_json() -> dict:
+    return {"names": list(OPTIMIZERS), "params": {k: list(v) for k, v in OPTIMIZER_PARAMS.items()}}
+
+
+# ------------------------------------------------------------------------------ catalogue
+
+
+@router.get("/meta", summary="Everything the builder needs at start: layers, presets, data sets, settings")
+def meta(request: Request) -> dict:
+    from .. import __version__
+    return {
+        "version": __version__, "layers": catalogue_json(), "presets": presets_json(),
+        "datasets": [dataset_json(n) for n in DATASETS], "inits": [i.to_json() for i in INITIALISERS.values()],
+        "optimizers": optimizers_json(), "train_fields": field_json(TrainSpec), "data_fields": field_json(DataSpec),
+        "workers": request.app.state.pool.workers if request.app.state.pool else 0,
+    }
+
+
+@router.get("/layers", summary="The layer catalogue with parameter schemas")
+def layers() -> list[dict]:
+    return catalogue_json()
+
+
+@router.get("/inits", summary="Weight initialisers and their parameters")
+def inits() -> list[dict]:
+    return [i.to_json() for i in INITIALISERS.values()]
+
+
+@router.get("/optimizers", summary="Optimisers, the hyper-parameters each uses, and the training fields")
+def optimizers() -> dict:
+    return {**optimizers_json(), "train_fields": field_json(TrainSpec)}
+
+
+@router.get("/presets", summary="Named models (complete specs)")
+def presets() -> list[dict]:
+    return presets_json()
+
+
+@router.get("/presets/{name}", summary="One preset's spec")
+def preset(name: str = Path(..., max_length=100)) -> dict:
+    if name not in preset_names():
+        raise SpecError(Problem(f"unknown preset {name!r}", f"use one of: {', '.join(preset_names())}"))
+    return {"name": name, "description": preset_description(name), "spec": preset_data(name)}
+
+
+# ------------------------------------------------------------------------------ data sets
+
+
+@router.get("/datasets", summary="The data-set catalogue (no data loaded)")
+def datasets() -> list[dict]:
+    return [dataset_json(n) for n in DATASETS]
+
+
+@router.get("/datasets/{name}", summary="One data set's catalogue entry")
+def dataset(name: str = Path(..., max_length=100)) -> dict:
+    return dataset_json(_known(name))
+
+
+def _known(name: str) -> str:
+    from ..data import get_info
+    return get_info(name).name  # DataError -> 404
+
+
+@router.get("/datasets/{name}/stats",
+            summary="Statistics of a loaded data set: counts, shapes, pixel range, class balance")
+async def dataset_stats(request: Request, name: str = Path(..., max_length=100),
+                        train_size: int | None = Query(None, ge=1), test_size: int | None = Query(None, ge=1),
+                        val_fraction: float = Query(0.0, ge=0.0, lt=1.0)) -> dict:
+    cache = request.app.state.data
+    data = await run_in_threadpool(cache.get, _known(name), train_size=train_size, test_size=test_size,
+                                   val_fraction=val_fraction)
+    return {"info": dataset_json(name), "stats": stats_json(data)}
+
+
+@router.get("/datasets/{name}/images/{index}.png", summary="A test example as a PNG (image data sets)",
+            response_class=Response, responses={200: {"content": {"image/png": {}}}})
+async def dataset_image(request: Request, name: str = Path(..., max_length=100), index: int = Path(..., ge=0),
+                        test_size: int | None = Query(None, ge=1), split: str = Query("test", pattern="^(test|train)$")
+                        ) -> Response:
+    cache = request.app.state.data
+    data = await run_in_threadpool(cache.get, _known(name), test_size=test_size)
+    return _png(data, index, split)
+
+
+def _png(data, index: int, split: str = "test") -> Response:
+    from ..errors import DataError
+    if len(data.info.input_shape) != 3:
+        raise DataError(f"{data.info.name} has no images: its examples are {data.info.input_shape[0]} values")
+    check_index(data, index, split)
+    png = example_png(data.split(split).x[index], data.info.pixel_range)
+    return Response(png, media_type="image/png", headers={"Cache-Control": IMAGE_CACHE})
+
+
+# ------------------------------------------------------------------------------ specs
+
+
+@router.post("/check", summary="Check a spec: per-layer rows, or problems naming the layer and the fix")
+def check_spec(spec: Any = SpecBody) -> dict:
+    return check_data(spec).to_json()
+
+
+@router.post("/predict", summary="Predictions of the spec's untrained model (random initial weights)")
+async def predict(request: Request, spec: Any = SpecBody) -> dict:
+    result = check_data(spec)
+    if not result.valid:
+        raise SpecError(result.problems)
+    parsed, _ = parse_spec(spec)
+    from .predict import initial_predictions
+    out = await run_in_threadpool(initial_predictions, parsed, result, request.app.state.data)
+    d = parsed.data
+    query = f"?test_size={d.test_size}" if d.test_size else ""
+    out["images"] = len(parsed.dataset.input_shape) == 3
+    out["image_url"] = f"/api/datasets/{d.dataset}/images/{{index}}.png{query}" if out["images"] else None
+    return out
+
+
+@router.post("/spec/parse", summary="Read an uploaded YAML or JSON spec file as data (never executed)")
+def parse_text(body: SpecText) -> dict:
+    fmt = body.format
+    if fmt == "auto":
+        name = (body.filename or "").lower()
+        fmt = "json" if name.endswith(".json") else ("yaml" if name.endswith((".yaml", ".yml")) else "yaml")
+    try:
+        data = json.loads(body.text) if fmt == "json" else yaml.safe_load(body.text)
+    except json.JSONDecodeError as exc:
+        raise SpecError(f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise SpecError(f"invalid YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
+    if not isinstance(data, dict):
+        raise SpecError(f"a spec file must hold a mapping with data, model and train, got {type(data).__name__}")
+    _check_finite(data)
+    return {"spec": data, "check": check_data(data).to_json()}
+
+
+def _check_finite(value, path: str = "spec") -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise SpecError(Problem(f"must be a finite number, got {value}", "", field=path.removeprefix("spec.")))
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _check_finite(v, f"{path}.{k}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_finite(v, f"{path}[{i}]")
+
+
+@router.post("/spec/export", summary="A spec as YAML or JSON text, to download")
+def export(body: SpecExport) -> Response:
+    name = str(body.spec.get("name") or "spec")
+    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in name)[:80] or "spec"
+    if body.format == "json":
+        text, media = json.dumps(body.spec, indent=2, ensure_ascii=False) + "\n", "application/json"
+    else:
+        text, media = yaml.safe_dump(body.spec, sort_keys=False, allow_unicode=True), "application/yaml"
+    return Response(text, media_type=media,
+                    headers={"Content-Disposition": f'attachment; filename="{safe}.{body.format}"'})

@@ -1,0 +1,163 @@
+"""Routes about runs: create (queue for a worker), list, read, stop, rename, delete, and stream.
+
+Everything is read from the store, so runs started elsewhere (``layerlab train --db SAME``)
+are listed and streamed like the server's own.
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import Literal
+
+from fastapi import APIRouter, Header, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response, StreamingResponse
+
+from ..errors import SpecError, StoreError
+from ..spec import parse_spec
+from ..store.store import STATUSES
+from .api_catalogue import _png, check_data
+from .schemas import RunCreate, RunRename
+from .stream import ACTIVE_STATUSES, parse_cursor, run_stream, run_summary
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/runs")
+
+RunId = Path(..., ge=1, le=2**62, description="the run's id")
+Status = Literal[STATUSES]  # type: ignore[valid-type]
+
+
+def _store(request: Request):
+    return request.app.state.store
+
+
+@router.get("", summary="Runs, newest first, with status, data set, model, best test accuracy and duration")
+def list_runs(request: Request, status: Status | None = Query(None), dataset: str | None = Query(None, max_length=100),
+              search: str | None = Query(None, max_length=200), limit: int = Query(200, ge=1, le=1000)) -> dict:
+    runs = _store(request).list_runs(status=status, dataset=dataset, search=search, limit=limit)
+    pool = request.app.state.pool
+    out = []
+    for run in runs:
+        row = run_summary(run)
+        row["queue_position"] = pool.position(run["id"]) if pool and run["status"] == "queued" else None
+        out.append(row)
+    return {"runs": out, "pool": pool.state() if pool else None}
+
+
+@router.post("", status_code=201, summary="Queue a run of a valid spec; a worker process trains it")
+def create_run(request: Request, body: RunCreate) -> dict:
+    result = check_data(body.spec)
+    if not result.valid:
+        raise SpecError(result.problems)
+    spec, _ = parse_spec(body.spec)
+    pool = request.app.state.pool
+    if pool is None:
+        raise StoreError("this server has no workers (started with --workers 0); start runs with `layerlab train`")
+    store = _store(request)
+    run_id = store.create_run(spec.to_dict(), name=body.name or spec.name, seed=spec.train.seed,
+                              model=spec.model_label())
+    pool.submit(run_id)
+    return run_summary(store.get_run(run_id))
+
+
+@router.get("/{run_id}", summary="One run: summary, spec, results (confusion matrix, worst examples)")
+def get_run(request: Request, run_id: int = RunId) -> dict:
+    run = _store(request).get_run(run_id)
+    return {**run_summary(run), "spec": run["spec"], "results": run["results"], "versions": run["versions"]}
+
+
+@router.patch("/{run_id}", summary="Rename a run")
+def rename_run(request: Request, body: RunRename, run_id: int = RunId) -> dict:
+    store = _store(request)
+    store.rename_run(run_id, body.name)
+    return run_summary(store.get_run(run_id))
+
+
+@router.delete("/{run_id}", status_code=204, summary="Delete a run with its metrics, events and artifacts")
+def delete_run(request: Request, run_id: int = RunId) -> Response:
+    _store(request).delete_run(run_id)
+    return Response(status_code=204)
+
+
+@router.post("/{run_id}/stop", summary="Ask a run to stop (a queued run stops at once)")
+def stop_run(request: Request, run_id: int = RunId) -> dict:
+    store = _store(request)
+    run = store.get_run(run_id)
+    if run["status"] not in ACTIVE_STATUSES:
+        raise StoreError(f"run {run_id} is {run['status']}, not running: nothing to stop")
+    store.request_stop(run_id)
+    return run_summary(store.get_run(run_id))
+
+
+@router.get("/{run_id}/metrics", summary="Metric rows after a row id (paging), optionally of some names")
+def metrics(request: Request, run_id: int = RunId, after_id: int = Query(0, ge=0),
+            names: str | None = Query(None, max_length=2000, description="comma-separated metric names"),
+            limit: int = Query(10000, ge=1, le=100000)) -> dict:
+    store = _store(request)
+    store.get_run(run_id)  # 404 for an unknown run
+    wanted = [n for n in names.split(",") if n] if names else None
+    rows = store.metrics(run_id, names=wanted, after_id=after_id, limit=limit)
+    return {"rows": rows, "last_id": rows[-1]["id"] if rows else after_id}
+
+
+@router.get("/{run_id}/series", summary="Metric series as [examples, value] pairs, by name (for charts)")
+def series(request: Request, run_id: int = RunId,
+           names: str = Query("cost,train_accuracy,test_accuracy,test_loss,examples_per_sec", max_length=2000)) -> dict:
+    store = _store(request)
+    run = store.get_run(run_id)
+    wanted = [n for n in names.split(",") if n]
+    out: dict[str, list] = {n: [] for n in wanted}
+    for row in store.metrics(run_id, names=wanted):
+        out[row["name"]].append([row["examples"], row["value"]])
+    return {"run": run_summary(run), "series": out}
+
+
+@router.get("/{run_id}/events", summary="Stored events after an event id: status, prediction, diagnosis, epoch...")
+def events(request: Request, run_id: int = RunId, after_id: int = Query(0, ge=0),
+           kinds: str | None = Query(None, max_length=500, description="comma-separated kinds"),
+           limit: int = Query(1000, ge=1, le=10000)) -> dict:
+    store = _store(request)
+    store.get_run(run_id)
+    wanted = [k for k in kinds.split(",") if k] if kinds else None
+    rows = store.events(run_id, after_id=after_id, kinds=wanted, limit=limit)
+    return {"events": rows, "last_id": rows[-1]["id"] if rows else after_id}
+
+
+@router.get("/{run_id}/predictions", summary="The latest prediction snapshot of the fixed test examples")
+def predictions(request: Request, run_id: int = RunId) -> dict:
+    store = _store(request)
+    run = store.get_run(run_id)
+    snaps = store.events(run_id, kinds=["prediction"])
+    latest = snaps[-1]["payload"] if snaps else None
+    return {"run_id": run_id, "snapshots": len(snaps), "latest": latest,
+            "image_url": f"/api/runs/{run_id}/images/{{index}}.png" if _has_images(run) else None}
+
+
+def _has_images(run: dict) -> bool:
+    from ..data import DATASETS
+    info = DATASETS.get(run.get("dataset") or "")
+    return info is not None and len(info.input_shape) == 3
+
+
+@router.get("/{run_id}/images/{index}.png", summary="Test example `index` of the run's data set as a PNG",
+            response_class=Response, responses={200: {"content": {"image/png": {}}}})
+async def image(request: Request, run_id: int = RunId, index: int = Path(..., ge=0)) -> Response:
+    run = await run_in_threadpool(_store(request).get_run, run_id)
+    data = await run_in_threadpool(request.app.state.data.for_spec_data, (run["spec"] or {}).get("data"))
+    return _png(data, index)
+
+
+@router.get("/{run_id}/stream", summary="Server-sent events: new metric rows, events and status changes, live",
+            response_class=StreamingResponse, responses={200: {"content": {"text/event-stream": {}}}})
+async def stream(request: Request, run_id: int = RunId,
+                 last_event_id: str | None = Header(None, alias="Last-Event-ID", max_length=64),
+                 cursor: str | None = Query(None, max_length=64, description="resume after this cursor (m-e)")):
+    store = _store(request)
+    await asyncio.to_thread(store.get_run, run_id)  # 404 before the stream starts
+    start = parse_cursor(last_event_id or cursor)
+    state = request.app.state
+    gen = run_stream(store, run_id, cursor=start, poll=state.stream_poll, is_disconnected=request.is_disconnected,
+                     shutting_down=lambda: state.shutting_down)
+    return StreamingResponse(gen, media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+

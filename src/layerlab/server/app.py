@@ -1,0 +1,159 @@
+"""The FastAPI application: middleware, error mapping, the page, static files and the API routers.
+
+``create_app`` wires one store, one worker pool and one data cache into the app's state.
+User errors become 4xx responses with the library's own message (``{"detail": ...}``, plus
+``problems`` for a spec): a missing run or data set is 404, a run in the wrong state 409,
+any other ``LayerlabError`` 400, a malformed request 422, an oversized body 413.
+"""
+from __future__ import annotations
+
+import ipaddress
+import logging
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Path, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+
+from ..cli_support import json_safe
+from ..errors import DataError, LayerlabError, SpecError, StoreError
+from . import api_catalogue, api_runs
+from .assets import load_assets
+from .datacache import DataCache
+from .pool import WorkerPool
+from .security import LOOPBACK_HOSTS, BodyLimitMiddleware, HostMiddleware, TokenMiddleware
+
+__all__ = ["create_app", "SafeJSONResponse", "MAX_BODY", "is_loopback"]
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 256 * 1024  # bytes of a request body; more is 413
+IMMUTABLE = "public, max-age=31536000, immutable"
+
+
+class SafeJSONResponse(JSONResponse):
+    """JSON where NaN and infinities are the strings "NaN", "Infinity" (a diverged run's numbers)."""
+
+    def render(self, content: Any) -> bytes:
+        import json
+        return json.dumps(json_safe(content), ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _error_status(exc: LayerlabError) -> int:
+    text = str(exc)
+    if isinstance(exc, StoreError):
+        if "not found" in text or "has no artifact" in text:
+            return 404
+        if "cannot go from" in text or "is running" in text or "not running" in text or "no workers" in text:
+            return 409
+        if "failed:" in text:
+            return 503
+        return 400
+    if isinstance(exc, DataError) and text.startswith("unknown data set"):
+        return 404
+    return 400
+
+
+def create_app(store=None, *, token: str | None = None, workers: int = 2, allowed_hosts: tuple[str, ...] | None = None,
+               max_body: int = MAX_BODY, stream_poll: float = 0.3, data_cache_size: int = 3) -> FastAPI:
+    """The layerlab web app over ``store`` (default: ``Store()``).
+
+    ``token``: required on every request when set. ``workers``: training processes at once (0:
+    none; runs must come from elsewhere). ``allowed_hosts``: Host header names answered; default
+    loopback names without a token, any with one.
+    """
+    from ..store import Store
+
+    store = store if store is not None else Store()
+    assets = load_assets()
+    pool = WorkerPool(store, workers=workers) if workers > 0 else None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if pool is not None:
+            pool.start()
+        try:
+            yield
+        finally:
+            app.state.shutting_down = True
+            if pool is not None:
+                pool.shutdown()
+
+    app = FastAPI(title="layerlab", version=_version(), lifespan=lifespan, default_response_class=SafeJSONResponse,
+                  description="Build, check, train and compare small neural networks. The browser UI is at `/`; "
+                              "runs stream live as server-sent events from `/api/runs/{id}/stream`.")
+    app.state.store, app.state.pool, app.state.assets = store, pool, assets
+    app.state.data = DataCache(size=data_cache_size)
+    app.state.stream_poll, app.state.shutting_down = stream_poll, False
+
+    # Middleware: the last added runs first. Order: Host check, token, body limit, app.
+    app.add_middleware(BodyLimitMiddleware, max_body=max_body)
+    if token:
+        app.add_middleware(TokenMiddleware, token=token)
+    hosts = allowed_hosts if allowed_hosts is not None else (None if token else LOOPBACK_HOSTS)
+    if hosts is not None:
+        app.add_middleware(HostMiddleware, allowed=tuple(hosts))
+
+    _add_error_handlers(app)
+    app.include_router(api_catalogue.router)
+    app.include_router(api_runs.router)
+
+    @app.get("/api/health", summary="Server version, store, static prefix and worker pool state")
+    def health(request: Request) -> dict:
+        return {"ok": True, "version": _version(), "store": store._safe_url(), "static": assets.prefix,
+                "pool": pool.state() if pool else None}
+
+    @app.get("/", include_in_schema=False)
+    def index() -> HTMLResponse:
+        return HTMLResponse(assets.index_html, headers={"Cache-Control": "no-cache"})
+
+    @app.get("/static/{version}/{path:path}", include_in_schema=False)
+    def static(version: str = Path(..., max_length=64), path: str = Path(..., max_length=200)) -> Response:
+        entry = assets.files.get(path)
+        if entry is None:
+            return SafeJSONResponse({"detail": f"no static file {path!r}"}, status_code=404)
+        file, media = entry
+        cache = IMMUTABLE if version == assets.version else "no-cache"
+        return FileResponse(file, media_type=media, headers={"Cache-Control": cache})
+
+    return app
+
+
+def _version() -> str:
+    from .. import __version__
+    return __version__
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(LayerlabError)
+    async def layerlab_error(request: Request, exc: LayerlabError):
+        body: dict[str, Any] = {"detail": str(exc)}
+        if isinstance(exc, SpecError):
+            body["problems"] = [p.to_dict() for p in exc.problems]
+            if len(exc.problems) > 1:
+                body["detail"] = f"invalid spec: {len(exc.problems)} problems: " + "; ".join(map(str, exc.problems))
+        return SafeJSONResponse(body, status_code=_error_status(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError):
+        errors = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
+            errors.append({"field": loc, "message": err.get("msg", "invalid"), "type": err.get("type")})
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors) or "invalid request"
+        return SafeJSONResponse({"detail": detail, "errors": errors}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception):  # pragma: no cover - a bug, logged
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return SafeJSONResponse({"detail": f"internal error: {type(exc).__name__}"}, status_code=500)

@@ -1,0 +1,315 @@
+// The live dashboard: charts, counters, predictions, results — for the draft or for one run.
+//
+// A run is followed through its server-sent event stream (/api/runs/{id}/stream): metric rows
+// extend the charts (Plotly.extendTraces), status and prediction events update the page, and
+// `end` brings the confusion matrix and the worst examples. EventSource reconnects by itself
+// with Last-Event-ID, so a dropped connection resumes where it stopped.
+
+import { api, withToken } from './api.js';
+import { dom, h, toast } from './dom.js';
+import { compact, duration, fixed, int, pct, toNum } from './format.js';
+import { renderPredictions } from './predictions.js';
+
+const FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, sans-serif';
+const COLORS = { train: '#2357d6', test: '#e8590c', third: '#2b8a3e' };
+const CHARTS = {
+  accuracy: { el: 'chartAccuracy', y: { tickformat: '.0%', range: [0, 1.02] },
+    traces: [['train_accuracy', 'train', COLORS.train], ['test_accuracy', 'test', COLORS.test]] },
+  cost: { el: 'chartCost', y: { rangemode: 'tozero' },
+    traces: [['cost', 'train cost', COLORS.train], ['test_loss', 'test loss', COLORS.test]] },
+  speed: { el: 'chartSpeed', y: { rangemode: 'tozero' },
+    traces: [['examples_per_sec', 'examples / sec', COLORS.third]] },
+};
+const TRACE_OF = {};  // metric name -> [chart key, trace index]
+for (const [key, c] of Object.entries(CHARTS)) c.traces.forEach(([metric], i) => { TRACE_OF[metric] = [key, i]; });
+
+export const ACTIVE = ['queued', 'running'];
+
+const view = {
+  mode: 'draft',       // 'draft' | 'run'
+  run: null,           // summary of the run shown
+  source: null,        // EventSource
+  latest: {},          // metric name -> last value
+  examples: 0,
+  elapsedBase: null, elapsedAt: 0,
+  diagnoses: [],
+  imageUrl: null,
+  classes: [],
+};
+let tick = null;
+const listeners = [];
+export const onRunChange = (fn) => listeners.push(fn);
+
+export function currentRun() { return view.mode === 'run' ? view.run : null; }
+
+// ------------------------------------------------------------------ charts
+
+function layout(c) {
+  return {
+    height: 220, margin: { l: 46, r: 10, t: 22, b: 34 }, font: { family: FONT, size: 11, color: '#3b4452' },
+    paper_bgcolor: '#fff', plot_bgcolor: '#fff', showlegend: true, hovermode: 'x unified',
+    legend: { orientation: 'h', x: 1, xanchor: 'right', y: 1, yanchor: 'bottom', font: { size: 11 } },
+    xaxis: { title: { text: 'examples trained', standoff: 2, font: { size: 11 } }, gridcolor: '#eef0f3', zeroline: false, rangemode: 'tozero', tickformat: '~s' },
+    yaxis: { gridcolor: '#eef0f3', zeroline: false, automargin: true, ...c.y },
+    uirevision: 'keep',
+    annotations: [{ text: view.mode === 'run' ? 'waiting for the first measurements…' : 'no run yet: press Train',
+      showarrow: false, xref: 'paper', yref: 'paper', x: 0.5, y: 0.5, font: { size: 12, color: '#8a94a3' } }],
+  };
+}
+
+const CONFIG = { displayModeBar: false, responsive: true };
+
+export function resetCharts() {
+  if (!window.Plotly) return;
+  for (const c of Object.values(CHARTS)) {
+    const traces = c.traces.map(([, name, color]) => ({ x: [], y: [], name, type: 'scatter', mode: 'lines',
+      line: { color, width: 2 }, connectgaps: false }));
+    if (c.traces[0][0] === 'train_accuracy') Object.assign(traces[1], { mode: 'lines+markers', marker: { size: 5 } });
+    if (c.traces[1]?.[0] === 'test_loss') Object.assign(traces[1], { mode: 'lines+markers', marker: { size: 5 } });
+    Plotly.react(dom[c.el], traces, layout(c), CONFIG);
+  }
+}
+
+function plotValue(v) {
+  const x = toNum(v);
+  return x === null || !Number.isFinite(x) ? null : x;
+}
+
+function extendCharts(rows) {
+  if (!window.Plotly) return;
+  const per = {};  // chart key -> {x: [[],..], y: [[],..]}
+  for (const r of rows) {
+    const where = TRACE_OF[r.name];
+    if (!where) continue;
+    const [key, i] = where;
+    const n = CHARTS[key].traces.length;
+    per[key] ||= { x: Array.from({ length: n }, () => []), y: Array.from({ length: n }, () => []) };
+    per[key].x[i].push(r.examples);
+    per[key].y[i].push(plotValue(r.value));
+  }
+  for (const [key, upd] of Object.entries(per)) {
+    const div = dom[CHARTS[key].el];
+    const idx = upd.x.map((_, i) => i);
+    Plotly.extendTraces(div, upd, idx);
+    if (div.layout.annotations?.length) Plotly.relayout(div, { annotations: [] });
+  }
+}
+
+// ------------------------------------------------------------------ counters
+
+function renderCounters() {
+  const l = view.latest;
+  dom.cExamples.textContent = int(view.examples);
+  dom.cSpeed.textContent = l.examples_per_sec !== undefined ? compact(l.examples_per_sec) : '—';
+  dom.cInfer.textContent = l.inferences_per_sec !== undefined ? compact(l.inferences_per_sec) : '—';
+  dom.cLatency.textContent = l.latency_ms_b1 !== undefined ? `${fixed(l.latency_ms_b1, 3)} ms` : '—';
+  dom.cTest.textContent = l.test_accuracy !== undefined ? pct(l.test_accuracy, 1) : '—';
+  renderElapsed();
+}
+
+function renderElapsed() {
+  if (view.elapsedBase === null) { dom.cElapsed.textContent = '—'; return; }
+  const live = view.run?.status === 'running' ? (performance.now() - view.elapsedAt) / 1000 : 0;
+  dom.cElapsed.textContent = duration(view.elapsedBase + live);
+}
+
+function clearCounters() {
+  view.latest = {};
+  view.examples = 0;
+  view.elapsedBase = null;
+  renderCounters();
+}
+
+// ------------------------------------------------------------------ draft mode
+
+export function showDraft() {
+  closeStream();
+  view.mode = 'draft';
+  view.run = null;
+  view.diagnoses = [];
+  resetCharts();
+  clearCounters();
+  dom.runTitle.textContent = 'Untrained model';
+  dom.runStatus.hidden = true;
+  dom.runNote.textContent = 'Train it to see the curves fill in.';
+  dom.banner.hidden = true;
+  dom.results.hidden = true;
+  dom.stop.disabled = true;
+  draftPredictions(...(view.draftPred || [null, null]));
+  listeners.forEach((fn) => fn(null));
+}
+
+// From the builder: predictions of the draft's random weights, or why there are none.
+export function draftPredictions(out, why) {
+  view.draftPred = [out, why];
+  if (view.mode !== 'draft') return;
+  dom.predTitle.textContent = 'Predictions';
+  if (out) {
+    dom.predNote.textContent = 'untrained: random initial weights (seeded) — about 1 in ' + (out.classes?.length || '?') + ' right by chance';
+    renderPredictions(dom.predGrid, out, out.image_url);
+  } else {
+    dom.predNote.textContent = '';
+    delete dom.predGrid.dataset.key;
+    renderPredictions(dom.predGrid, null, null, why?.error ? `No predictions: ${why.error}`
+      : 'A valid model shows its predictions here at once, before any training.');
+  }
+}
+
+// ------------------------------------------------------------------ run mode
+
+export async function openRun(id) {
+  closeStream();
+  view.mode = 'run';
+  view.diagnoses = [];
+  view.run = { id, status: 'queued', name: `run ${id}` };
+  resetCharts();
+  clearCounters();
+  dom.results.hidden = true;
+  dom.banner.hidden = true;
+  dom.predTitle.textContent = 'Predictions';
+  dom.predNote.textContent = '';
+  delete dom.predGrid.dataset.key;
+  renderPredictions(dom.predGrid, null, null, 'Waiting for the first prediction snapshot…');
+  const src = new EventSource(withToken(`/api/runs/${id}/stream`));
+  view.source = src;
+  src.addEventListener('run', (e) => { if (view.source === src) setRun(JSON.parse(e.data)); });
+  src.addEventListener('metrics', (e) => { if (view.source === src) onMetrics(JSON.parse(e.data).rows); });
+  src.addEventListener('prediction', (e) => { if (view.source === src) onPrediction(JSON.parse(e.data).payload); });
+  src.addEventListener('diagnosis', (e) => { if (view.source === src) onDiagnosis(JSON.parse(e.data).payload); });
+  src.addEventListener('divergence', (e) => { if (view.source === src) onDiagnosis({ kind: 'diverged', ...JSON.parse(e.data).payload }); });
+  src.addEventListener('end', (e) => {
+    if (view.source !== src) return;
+    const data = JSON.parse(e.data);
+    closeStream();
+    setRun(summaryOf(data.run));
+    showResults(data.run);
+  });
+  src.onerror = () => {
+    if (view.source === src && src.readyState === EventSource.CLOSED) {
+      api(`/api/runs/${id}`).catch((err) => { toast(err.message, { bad: true }); closeStream(); });
+    }
+  };
+  clearInterval(tick);
+  tick = setInterval(renderElapsed, 500);
+}
+
+function summaryOf(run) {
+  const { spec, results, versions, ...rest } = run;
+  return rest;
+}
+
+function closeStream() {
+  if (view.source) view.source.close();
+  view.source = null;
+}
+
+function setRun(run) {
+  view.run = { ...view.run, ...run };
+  view.imageUrl = `/api/runs/${run.id}/images/{index}.png`;
+  dom.runTitle.textContent = `${run.name}`;
+  dom.runStatus.hidden = false;
+  dom.runStatus.textContent = run.status;
+  dom.runStatus.className = `status-badge ${run.status}`;
+  dom.runNote.textContent = `run #${run.id} · ${run.dataset} · ${run.model}` + (run.device ? ` · ${run.device}` : '');
+  if (run.duration_s !== null && run.duration_s !== undefined) {
+    view.elapsedBase = run.duration_s;
+    view.elapsedAt = performance.now();
+  }
+  dom.stop.disabled = !ACTIVE.includes(run.status);
+  renderBanner();
+  renderCounters();
+  listeners.forEach((fn) => fn(view.run));
+}
+
+function onMetrics(rows) {
+  for (const r of rows) {
+    view.latest[r.name] = r.value;
+    if (r.examples > view.examples) view.examples = r.examples;
+  }
+  extendCharts(rows);
+  renderCounters();
+}
+
+function onPrediction(payload) {
+  const after = payload.examples ? `after ${int(payload.examples)} examples` : 'untrained (step 0)';
+  dom.predNote.textContent = `${after} · ${payload.predictions.filter((p) => p.correct).length} of ${payload.predictions.length} right`;
+  const images = imageSets.has(view.run?.dataset);
+  renderPredictions(dom.predGrid, payload, images ? view.imageUrl : null);
+}
+
+function onDiagnosis(p) {
+  view.diagnoses.push(p);
+  renderBanner();
+}
+
+function renderBanner() {
+  const run = view.run || {};
+  const b = dom.banner;
+  let cls = '', title = '', text = '';
+  if (run.status === 'diverged') {
+    cls = 'bad'; title = 'Training diverged';
+    text = run.diagnosis || view.diagnoses.filter((d) => d.kind === 'diverged').map((d) => d.text).join(' ') || 'the loss became NaN or infinite';
+  } else if (run.status === 'failed') {
+    cls = 'bad'; title = 'Training failed'; text = run.error || 'see the server log';
+  } else if (run.status === 'interrupted') {
+    cls = 'info'; title = 'Interrupted'; text = `The trainer stopped unexpectedly. Resume with: layerlab train --resume ${run.id}`;
+  } else if (run.status === 'stopped') {
+    cls = 'info'; title = 'Stopped'; text = `Stopped on request after ${int(view.examples)} examples; what it learned is kept.`;
+  } else if (view.diagnoses.length) {
+    cls = 'info'; title = 'Diagnosis'; text = view.diagnoses.map((d) => d.text).join(' ');
+  }
+  b.hidden = !cls;
+  if (cls) {
+    b.className = `banner ${cls}`;
+    b.replaceChildren(h('b', {}, title), text);
+  }
+}
+
+function showResults(run) {
+  const r = run.results;
+  if (!r) return;
+  for (const [k, v] of [['inferences_per_sec', r.inferences_per_sec], ['latency_ms_b1', r.latency_ms_b1],
+    ['test_accuracy', r.test_accuracy]]) if (v !== undefined && v !== null) view.latest[k] = v;
+  if (r.examples) view.examples = Math.max(view.examples, r.examples);
+  if (r.elapsed_s) { view.elapsedBase = r.elapsed_s; view.elapsedAt = performance.now(); }
+  renderCounters();
+  const classes = r.confusion?.classes || [];
+  if (!r.confusion && !r.worst) return;
+  dom.results.hidden = false;
+  if (r.confusion && window.Plotly) {
+    const z = r.confusion.matrix;
+    Plotly.react(dom.chartConfusion, [{
+      type: 'heatmap', z, x: classes, y: classes, colorscale: [[0, '#f5f7fb'], [0.15, '#c9d7f6'], [1, '#1f4fbf']], showscale: false, xgap: 1, ygap: 1,
+      texttemplate: '%{z}', textfont: { size: 10 }, hovertemplate: 'true %{y}<br>predicted %{x}<br>%{z} examples<extra></extra>',
+    }], {
+      height: 380, margin: { l: 90, r: 10, t: 6, b: 80 }, font: { family: FONT, size: 11, color: '#3b4452' },
+      xaxis: { title: { text: 'predicted', font: { size: 11 } }, tickangle: -40, side: 'bottom' },
+      yaxis: { title: { text: 'true', font: { size: 11 } }, autorange: 'reversed' },
+      paper_bgcolor: '#fff', plot_bgcolor: '#fff',
+    }, CONFIG);
+  }
+  const name = (c) => classes[c] ?? String(c);
+  dom.worst.replaceChildren(...(r.worst || []).map((w) => h('div', { class: 'w', title: `test example ${w.index}` },
+    isImageSet(run) ? h('img', { src: withToken(view.imageUrl.replace('{index}', w.index)), alt: `test example ${w.index}`, width: 44, height: 44 }) : null,
+    h('div', {}, h('span', {}, 'true: ', h('b', {}, name(w.label))), h('span', {}, `guess: ${name(w.predicted)}`),
+      h('span', { class: 'muted' }, `p(true) ${pct(w.p_true, 2)}`)))));
+}
+
+function isImageSet(run) {
+  const data = run.spec?.data;
+  return !!data && imageSets.has(data.dataset);
+}
+const imageSets = new Set();
+export function setImageSets(names) { names.forEach((n) => imageSets.add(n)); }
+
+export async function stopRun() {
+  const run = currentRun();
+  if (!run) return;
+  dom.stop.disabled = true;
+  try {
+    const out = await api(`/api/runs/${run.id}/stop`, { method: 'POST' });
+    toast(out.status === 'stopped' ? `Run ${run.id} stopped` : `Stopping run ${run.id}…`);
+  } catch (err) {
+    toast(err.message, { bad: true });
+  }
+}
