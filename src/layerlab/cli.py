@@ -228,6 +228,12 @@ from .cli_runs import register as _register_runs  # noqa: E402  (commands attach
 
 _register_runs(app)
 
+from .server.cli import register as _register_serve  # noqa: E402
+from .studies.cli import register as _register_studies  # noqa: E402
+
+_register_serve(app)
+_register_studies(app)
+
 
 _mount_optional()
 

@@ -1,0 +1,184 @@
+"""What every sweep and study shares: queueing member runs, running them, reading them back.
+
+``run_members`` is the one path: validate each spec, create its queued run in the store
+(named after the record, tagged as a member), execute them all (inline, pool or Ray; see
+``executors``), then read each run back *from the store* — status, results, diagnosis, metric
+series — so a study's numbers are what anyone else looking at the store would see.
+"""
+from __future__ import annotations
+
+import math
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from ..spec import load_spec
+from .executors import Trial, check_executor, execute
+from .record import add_member, create_record, fail_record
+
+__all__ = ["Member", "run_members", "read_member", "out_dir_for", "fmt", "fmt_pct", "finite", "Timer",
+           "study_record", "trained_model", "weights_of", "dataset_of", "evaluate_run", "last_predictions"]
+
+CURVE_METRICS = ("cost", "test_loss", "train_accuracy", "test_accuracy")
+
+
+@dataclass
+class Member:
+    """One member run: how it was made (label, values, spec) and what the store says about it."""
+
+    label: str
+    spec: dict
+    values: dict = field(default_factory=dict)
+    run_id: int | None = None
+    status: str | None = None
+    results: dict = field(default_factory=dict)
+    diagnosis: str | None = None
+    error: str | None = None
+    series: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
+
+    def get(self, key: str, default=None):
+        v = self.results.get(key, default)
+        return _number(v) if isinstance(v, str) else v
+
+
+def _number(v):
+    """JSON-safe strings back to floats ("NaN" -> nan); other strings unchanged."""
+    return {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}.get(v, v)
+
+
+def run_members(store, record_id: int, kind: str, members: list[Member], *, workers: int = 1,
+                ray: str | None = None, train_options: dict | None = None,
+                on_done: Callable[[Member], None] | None = None, name_prefix: str | None = None) -> list[Member]:
+    """Queue, execute and read back ``members`` (their specs are validated before anything runs)."""
+    check_executor(workers, ray)
+    specs = [load_spec(m.spec) for m in members]  # every SpecError before the first run starts
+    prefix = name_prefix or f"{kind} {record_id}"
+    trials = []
+    for i, (m, spec) in enumerate(zip(members, specs)):
+        m.spec = spec.to_dict()
+        m.run_id = store.create_run(m.spec, name=f"{prefix} #{i + 1} · {m.label}"[:200], seed=spec.train.seed,
+                                    model=spec.model_label())
+        add_member(store, record_id, m.run_id, kind=kind, index=i, values=m.values, label=m.label)
+        trials.append(Trial(m.run_id, m.spec, m.label, train_options))
+    by_id = {m.run_id: m for m in members}
+
+    def done(trial: Trial, result: dict) -> None:
+        m = by_id[trial.run_id]
+        m.error = result.get("error")
+        if on_done:
+            read_member(store, m)
+            on_done(m)
+
+    execute(store, trials, workers=workers, ray=ray, on_done=done)
+    for m in members:
+        read_member(store, m)
+    return members
+
+
+def read_member(store, m: Member, metrics: tuple[str, ...] = CURVE_METRICS) -> Member:
+    run = store.get_run(m.run_id)
+    m.status = run["status"]
+    m.results = run.get("results") or {}
+    m.diagnosis = run.get("diagnosis") or m.results.get("diagnosis")
+    m.error = run.get("error") or m.error
+    m.series = {name: store.series(m.run_id, name) for name in metrics}
+    return m
+
+
+def out_dir_for(out_dir: str | Path | None, name: str) -> Path:
+    """``out_dir/name`` (created), or a fresh temporary directory named after the study."""
+    if out_dir is None:
+        return Path(tempfile.mkdtemp(prefix=f"layerlab-{name}-"))
+    path = Path(out_dir) / name
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def fmt(v: Any, digits: int = 4) -> str:
+    if v is None:
+        return "—"
+    v = _number(v)
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "NaN"
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        return f"{v:.{digits}g}"
+    return str(v)
+
+
+def fmt_pct(v: Any) -> str:
+    v = _number(v)
+    if v is None:
+        return "—"
+    if isinstance(v, float) and math.isnan(v):
+        return "NaN%"
+    return f"{100 * float(v):.2f}%"
+
+
+def finite(v: Any) -> float | None:
+    v = _number(v)
+    return float(v) if isinstance(v, (int, float)) and math.isfinite(v) else None
+
+
+class Timer:
+    def __init__(self):
+        self.t0 = time.perf_counter()
+
+    @property
+    def s(self) -> float:
+        return time.perf_counter() - self.t0
+
+
+@contextmanager
+def study_record(store, name: str, *, title: str, options: dict, dataset: str):
+    """Create the record run of study ``name``; mark it failed if the body raises."""
+    spec = {"name": f"study {name}", "study": name, "options": options, "data": {"dataset": dataset}}
+    rid = create_record(store, kind="study", name=name, spec=spec, title=title)
+    try:
+        yield rid
+    except BaseException as exc:
+        fail_record(store, rid, f"{type(exc).__name__}: {exc}")
+        raise
+
+
+def trained_model(store, run_id: int):
+    """``(spec, model)``: the run's spec and its final weights from the store (eval mode, CPU)."""
+    from ..builder import build
+    from ..train import WEIGHTS_ARTIFACT, load_weights
+    spec = load_spec(store.get_run(run_id)["spec"])
+    model = build(spec)
+    load_weights(model, store.get_artifact(run_id, WEIGHTS_ARTIFACT))
+    return spec, model.eval()
+
+
+def weights_of(store, run_id: int) -> dict:
+    """The run's final weights as ``{name: tensor}`` (CPU)."""
+    from safetensors.torch import load
+    from ..train import WEIGHTS_ARTIFACT
+    return load(store.get_artifact(run_id, WEIGHTS_ARTIFACT))
+
+
+def dataset_of(spec, device: str = "cpu"):
+    """The resident data set a run of ``spec`` trained on (as the trainer loads it)."""
+    from ..data import load_dataset
+    d = spec.data
+    return load_dataset(d.dataset, normalize=d.normalize, device=device, train_size=d.train_size,
+                        test_size=d.test_size, val_fraction=d.val_fraction, seed=0, options=d.options)
+
+
+def evaluate_run(store, run_id: int, split: str = "train", data=None) -> dict:
+    """Loss and accuracy of the run's final weights on a whole split (e.g. train, for the overfitting gap)."""
+    from ..train import evaluate
+    spec, model = trained_model(store, run_id)
+    data = data if data is not None else dataset_of(spec)
+    return evaluate(model, data, split=split)
+
+
+def last_predictions(store, run_id: int) -> list[dict]:
+    """The items of the run's last ``prediction`` event (regression: ``{index, target, output}``)."""
+    events = store.events(run_id, kinds=["prediction"])
+    return events[-1]["payload"].get("predictions", []) if events else []
