@@ -4,8 +4,11 @@
 setup:
 	@bash scripts/setup.sh
 
+# The main job: the Model Builder's convolutional preset, one epoch of Fashion-MNIST, into the
+# default SQLite store; prints test accuracy and throughput.
 run: setup
 	.venv/bin/layerlab summary mnist-conv --dataset fashion-mnist
+	.venv/bin/layerlab train mnist-conv --dataset fashion-mnist --epochs 1
 
 # The store tests also run against a real PostgreSQL when scripts/postgres.sh can start one
 # (root on Debian); without it those tests are skipped with the reason.

@@ -20,7 +20,8 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rich.table import Table
 
 from .cli_support import LabTyper, err, out, print_json
-from .errors import LayerlabError, StoreError
+from .errors import LayerlabError, SpecError, StoreError
+from .shapes import check
 from .spec import apply_overrides, load_spec, spec_data
 
 __all__ = ["register"]
@@ -187,6 +188,9 @@ def train_command(
         if overrides:
             data = apply_overrides(data, overrides)
         spec = load_spec(data)
+        checked = check(spec)  # an invalid model must not leave a run behind
+        if not checked.valid:
+            raise SpecError(checked.problems)
         run_id = store.create_run(spec.to_dict(), name=spec.name, seed=spec.train.seed, model=spec.model_label())
         err.print(f"run {run_id}: {spec.name} · {spec.model_label()} on {spec.data.dataset} "
                   f"· {spec.train.optimizer} lr={spec.train.lr} batch={spec.train.batch_size}")
