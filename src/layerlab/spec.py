@@ -24,7 +24,7 @@ from .init import parse_init
 from .layers import CATALOGUE, get_kind, resolve_kind
 from .params import problems_from_validation, validate_params
 
-__all__ = ["DataSpec", "TrainSpec", "LayerSpec", "Spec", "parse_spec", "load_spec", "read_spec_file",
+__all__ = ["DataSpec", "TrainSpec", "LayerSpec", "Spec", "parse_spec", "load_spec", "read_spec_file", "parse_spec_text",
            "apply_overrides", "OPTIMIZERS", "OPTIMIZER_PARAMS", "resolve_objective"]
 
 PRESET_PREFIX = "preset/"
@@ -247,6 +247,19 @@ def parse_spec(data: Any) -> tuple[Spec | None, list[Problem]]:
     return Spec(name=name, data=data_spec, model=layers, train=train, preset=preset), []
 
 
+def parse_spec_text(text: str, fmt: str, *, source: str = "") -> Any:
+    """Spec data from JSON or YAML text; a SpecError names the source, line and column on bad syntax."""
+    prefix = f"{source}: " if source else ""
+    try:
+        return json.loads(text) if fmt == "json" else yaml.safe_load(text)
+    except json.JSONDecodeError as exc:
+        raise SpecError(f"{prefix}invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise SpecError(f"{prefix}invalid YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
+
+
 def read_spec_file(path: str | Path) -> dict:
     """Parse a YAML or JSON spec file into data; a SpecError names the file and line on bad syntax."""
     path = Path(path)
@@ -254,16 +267,7 @@ def read_spec_file(path: str | Path) -> dict:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise SpecError(f"cannot read spec file {path}: {exc.strerror}") from None
-    try:
-        if path.suffix.lower() == ".json":
-            return json.loads(text)
-        return yaml.safe_load(text)
-    except json.JSONDecodeError as exc:
-        raise SpecError(f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise SpecError(f"{path}: invalid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    return parse_spec_text(text, "json" if path.suffix.lower() == ".json" else "yaml", source=str(path))
 
 
 def spec_data(source: str | Path | dict) -> dict:

@@ -21,7 +21,7 @@ from ..init import INITIALISERS
 from ..layers import catalogue_json
 from ..presets import preset_data, preset_description, preset_names
 from ..shapes import CheckResult, check
-from ..spec import OPTIMIZER_PARAMS, OPTIMIZERS, DataSpec, TrainSpec, parse_spec
+from ..spec import OPTIMIZER_PARAMS, OPTIMIZERS, DataSpec, TrainSpec, parse_spec, parse_spec_text
 from .datacache import check_index, dataset_json, stats_json
 from .images import example_png
 from .schemas import SpecExport, SpecText
@@ -196,14 +196,7 @@ def parse_text(body: SpecText) -> dict:
     if fmt == "auto":
         name = (body.filename or "").lower()
         fmt = "json" if name.endswith(".json") else ("yaml" if name.endswith((".yaml", ".yml")) else "yaml")
-    try:
-        data = json.loads(body.text) if fmt == "json" else yaml.safe_load(body.text)
-    except json.JSONDecodeError as exc:
-        raise SpecError(f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise SpecError(f"invalid YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
+    data = parse_spec_text(body.text, fmt)
     if not isinstance(data, dict):
         raise SpecError(f"a spec file must hold a mapping with data, model and train, got {type(data).__name__}")
     _check_finite(data)
