@@ -192,7 +192,8 @@ def train_command(
         if not checked.valid:
             raise SpecError(checked.problems)
         run_id = store.create_run(spec.to_dict(), name=spec.name, seed=spec.train.seed, model=spec.model_label())
-        err.print(f"run {run_id}: {spec.name} · {spec.model_label()} on {spec.data.dataset} "
+        model = "" if spec.model_label() == spec.name else f" · {spec.model_label()}"
+        err.print(f"run {run_id}: {spec.name}{model} on {spec.data.dataset} "
                   f"· {spec.train.optimizer} lr={spec.train.lr} batch={spec.train.batch_size}")
         with _Display(_budget(spec), live=sys.stderr.isatty() and not json_out) as display, _ctrl_c_stops(stop):
             results = train(spec, store=store, run_id=run_id, on_event=display, stop_event=stop)
