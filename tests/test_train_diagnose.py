@@ -14,13 +14,7 @@ from layerlab.train import CHECKPOINT_ARTIFACT, WEIGHTS_ARTIFACT, load_weights, 
 from layerlab.train.diagnose import StepRecord, explain_divergence
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one intra-op thread is as fast, deterministic, and immune to a busy machine's stalls."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 SUBSET = ["data.train_size=2000", "data.test_size=1000"]

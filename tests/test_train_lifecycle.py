@@ -14,13 +14,7 @@ from layerlab.train import CHECKPOINT_ARTIFACT, WEIGHTS_ARTIFACT, load_weights, 
 from layerlab.builder import build
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one intra-op thread is as fast, deterministic, and immune to a busy machine's stalls."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 MLP = ["flatten", {"fc": {"units": 32}}, "relu", {"fc": {"units": 10}}]

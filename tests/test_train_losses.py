@@ -10,13 +10,7 @@ from layerlab.spec import load_spec
 from layerlab.train import LOSSES, make_objective, train
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one intra-op thread is as fast, deterministic, and immune to a busy machine's stalls."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_cross_entropy_is_softmax_cross_entropy_on_logits():

@@ -13,13 +13,7 @@ from layerlab.spec import TrainSpec, load_spec
 from layerlab.train import OPTIMIZERS, SCHEDULES, lr_at, lr_curve, make_optimizer, train
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one intra-op thread is as fast, deterministic, and immune to a busy machine's stalls."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # A learning rate that suits each optimiser on a small linear problem.

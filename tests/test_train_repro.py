@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from layerlab.data import load_dataset
 from layerlab.spec import load_spec
@@ -10,13 +9,7 @@ from layerlab.store import Store
 from layerlab.train import train
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one intra-op thread is as fast, deterministic, and immune to a busy machine's stalls."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 TIMING = ("examples_per_sec", "inferences_per_sec", "inferences_per_sec_b1", "latency_ms_b1")

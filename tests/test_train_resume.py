@@ -18,13 +18,7 @@ from layerlab.train import CHECKPOINT_ARTIFACT, resume, train
 from layerlab.train.checkpoint import Checkpoint, pack_checkpoint, unpack_checkpoint
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one intra-op thread is as fast, deterministic, and immune to a busy machine's stalls."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 TIMING = {"examples_per_sec", "inferences_per_sec", "inferences_per_sec_b1", "latency_ms_b1"}

@@ -5,7 +5,6 @@ exit with code 2 and the library's message (see ``cli_support``).
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Optional
 
 import typer
@@ -15,10 +14,9 @@ from .cli_support import LabTyper, err, out, print_json, report_error
 from .errors import LayerlabError, Problem, SpecError
 from .init import INITIALISERS
 from .layers import catalogue_json, CATALOGUE
-from .layers import shape_text as _shape_text
-from .presets import preset_data, preset_description, preset_names
+from .presets import preset_description, preset_names
 from .shapes import CheckResult, check
-from .spec import load_spec, parse_spec, spec_data
+from .spec import spec_data
 
 __all__ = ["app", "main"]
 

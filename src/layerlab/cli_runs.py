@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from typing import Optional
 
 import typer
-from rich.live import Live
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 

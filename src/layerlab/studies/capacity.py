@@ -106,7 +106,7 @@ def run(store, *, quick: bool = False, out_dir: str | Path | None = None, worker
                            "shape_curves": "Wide-then-narrow against narrow-then-wide, and a first layer of 10 "
                                            "against 100 units."}
         deep = [r for r in runs if "depth" in r["groups"]]
-        result.text = (f"Gap (train − test accuracy) by depth: "
+        result.text = ("Gap (train − test accuracy) by depth: "
                        + ", ".join(f"{i + 1}: {fmt_pct(r['gap'])}" for i, r in enumerate(deep)) + ". "
                        + "Wide→narrow vs narrow→wide: " + " vs ".join(
                            fmt_pct(r["test_accuracy"]) for r in runs if "order" in r["groups"]) + " test accuracy. "

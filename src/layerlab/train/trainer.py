@@ -198,7 +198,6 @@ class _Trainer:
             log.exception("could not mark run %s %s", self.run_id, status)
 
     def _run(self) -> dict:
-        spec, t = self.spec, self.spec.train
         if self.rec.persistent:
             self.store.start_run(self.run_id, device=str(self.device), versions=_versions(),
                                  resume=self.resume_status == "stopped")
