@@ -186,7 +186,7 @@ def test_cli_run_appears_live_and_compares(server, page, db, tmp_path):
     expect(page.locator("#runs-count")).to_contain_text("run")
     spec = tmp_path / "cli.yaml"
     spec.write_text("name: from-cli\ndata: {dataset: digits}\nmodel: [flatten, {fc: {units: 32}}, relu, {fc: {units: 10}}]\n"
-                    "train: {examples: 60000, batch_size: 16, optimizer: sgd, lr: 0.05}\n")
+                    "train: {examples: 5000000, batch_size: 16, optimizer: sgd, lr: 0.05}\n")  # far more than the test waits: it must be stopped, not finish
     layerlab = Path(sys.executable).with_name("layerlab")
     proc = subprocess.Popen([str(layerlab), "train", str(spec), "--db", str(db)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
