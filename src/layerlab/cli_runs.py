@@ -53,16 +53,16 @@ def _num(value, fmt: str = ",.0f") -> str:
 class _Display:
     """Turns trainer events into a progress bar (terminal) or plain lines (pipes, CI logs)."""
 
-    def __init__(self, total_examples: int, *, live: bool):
+    def __init__(self, *, live: bool):
         self.live = live
-        self.total = total_examples
+        self.total: int | None = None  # the trainer's plan says it in every progress event
         self.last_line = 0.0
         self.test_acc = None
         if live:
             self.progress = Progress(
                 TextColumn("[bold]training[/]"), BarColumn(), TaskProgressColumn(),
                 TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), console=err, transient=False)
-            self.task = self.progress.add_task("train", total=total_examples, stats="")
+            self.task = self.progress.add_task("train", total=None, stats="")
 
     def __enter__(self):
         if self.live:
@@ -81,13 +81,14 @@ class _Display:
                 err.print(f"eval  examples={event.get('examples', 0):>8,}  test_accuracy={_pct(self.test_acc)}"
                           f"  test_loss={_num(event.get('test_loss'), '.4f')}")
         elif kind == "progress":
+            self.total = event.get("total_examples", self.total)
             stats = (f"cost {_num(event.get('cost'), '.4f')}  train {_pct(event.get('train_accuracy'))}  "
                      f"test {_pct(self.test_acc)}  {_num(event.get('examples_per_sec'))} ex/s")
             if self.live:
-                self.progress.update(self.task, completed=event.get("examples", 0), stats=stats)
+                self.progress.update(self.task, completed=event.get("examples", 0), total=self.total, stats=stats)
             elif time.monotonic() - self.last_line > 2.0:
                 self.last_line = time.monotonic()
-                err.print(f"step  examples={event.get('examples', 0):>8,}/{self.total:,}  {stats}")
+                err.print(f"step  examples={event.get('examples', 0):>8,}/{self.total or 0:,}  {stats}")
         elif kind == "diagnosis":
             err.print(f"[yellow]diagnosis:[/] {event.get('text')}")
         elif kind == "status" and not self.live:
@@ -113,16 +114,6 @@ def _ctrl_c_stops(stop: threading.Event):
     finally:
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGINT, previous)
-
-
-def _budget(spec) -> int:
-    from .data.catalogue import get_info
-    if spec.train.examples:
-        return spec.train.examples
-    n = spec.data.train_size or get_info(spec.data.dataset).train_size or 0
-    if spec.data.val_fraction:
-        n = int(n * (1 - spec.data.val_fraction))
-    return int(n * spec.train.epochs)
 
 
 def _results_table(run_id: int, results: dict, store_url: str) -> Table:
@@ -171,9 +162,7 @@ def train_command(
     stop = threading.Event()
     if resume is not None:
         store.mark_interrupted()
-        run = store.get_run(resume)
-        spec = load_spec(run["spec"])
-        with _Display(_budget(spec), live=sys.stderr.isatty() and not json_out) as display, _ctrl_c_stops(stop):
+        with _Display(live=sys.stderr.isatty() and not json_out) as display, _ctrl_c_stops(stop):
             results = resume_run(resume, store=store, on_event=display, stop_event=stop)
         run_id = resume
     else:
@@ -194,7 +183,7 @@ def train_command(
         model = "" if spec.model_label() == spec.name else f" · {spec.model_label()}"
         err.print(f"run {run_id}: {spec.name}{model} on {spec.data.dataset} "
                   f"· {spec.train.optimizer} lr={spec.train.lr} batch={spec.train.batch_size}")
-        with _Display(_budget(spec), live=sys.stderr.isatty() and not json_out) as display, _ctrl_c_stops(stop):
+        with _Display(live=sys.stderr.isatty() and not json_out) as display, _ctrl_c_stops(stop):
             results = train(spec, store=store, run_id=run_id, on_event=display, stop_event=stop)
     results = dict(results, run_id=run_id)
     if json_out:
