@@ -22,6 +22,7 @@ from .cli_support import LabTyper, err, out, print_json
 from .errors import LayerlabError, SpecError, StoreError
 from .shapes import check
 from .spec import apply_overrides, load_spec, spec_data
+from .textfmt import pct
 
 __all__ = ["register"]
 
@@ -32,14 +33,6 @@ JsonOpt = typer.Option(False, "--json", help="print JSON")
 def _store(db: str | None):
     from .store import Store
     return Store(db)
-
-
-def _pct(value) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, str) or (isinstance(value, float) and math.isnan(value)):
-        return "NaN%"
-    return f"{100 * value:.2f}%"
 
 
 def _num(value, fmt: str = ",.0f") -> str:
@@ -78,12 +71,12 @@ class _Display:
         if kind == "eval":
             self.test_acc = event.get("test_accuracy")
             if not self.live:
-                err.print(f"eval  examples={event.get('examples', 0):>8,}  test_accuracy={_pct(self.test_acc)}"
+                err.print(f"eval  examples={event.get('examples', 0):>8,}  test_accuracy={pct(self.test_acc)}"
                           f"  test_loss={_num(event.get('test_loss'), '.4f')}")
         elif kind == "progress":
             self.total = event.get("total_examples", self.total)
-            stats = (f"cost {_num(event.get('cost'), '.4f')}  train {_pct(event.get('train_accuracy'))}  "
-                     f"test {_pct(self.test_acc)}  {_num(event.get('examples_per_sec'))} ex/s")
+            stats = (f"cost {_num(event.get('cost'), '.4f')}  train {pct(event.get('train_accuracy'))}  "
+                     f"test {pct(self.test_acc)}  {_num(event.get('examples_per_sec'))} ex/s")
             if self.live:
                 self.progress.update(self.task, completed=event.get("examples", 0), total=self.total, stats=stats)
             elif time.monotonic() - self.last_line > 2.0:
@@ -121,11 +114,11 @@ def _results_table(run_id: int, results: dict, store_url: str) -> Table:
     table.add_column(style="bold")
     table.add_column(justify="right")
     rows = [
-        ("test accuracy (full test set)", _pct(results.get("test_accuracy"))),
-        ("best test accuracy", _pct(results.get("best_test_accuracy"))),
-        ("test accuracy before training", _pct(results.get("step0_test_accuracy"))),
+        ("test accuracy (full test set)", pct(results.get("test_accuracy"))),
+        ("best test accuracy", pct(results.get("best_test_accuracy"))),
+        ("test accuracy before training", pct(results.get("step0_test_accuracy"))),
         ("test loss", _num(results.get("test_loss"), ".4f")),
-        ("train accuracy", _pct(results.get("train_accuracy"))),
+        ("train accuracy", pct(results.get("train_accuracy"))),
         ("examples trained", _num(results.get("examples"))),
         ("elapsed (training + evaluation)", f"{_num(results.get('elapsed_s'), '.1f')} s"),
         ("examples / sec (training)", _num(results.get("examples_per_sec"))),
@@ -233,7 +226,7 @@ def runs_list(
     for r in rows:
         duration = _duration(r)
         table.add_row(str(r["id"]), r.get("name") or "", _status_text(r["status"]), r.get("dataset") or "",
-                      r.get("model") or "", _pct(r.get("best_test_accuracy")), _num(r.get("examples")),
+                      r.get("model") or "", pct(r.get("best_test_accuracy")), _num(r.get("examples")),
                       duration, _when(r.get("created_at")))
     out.print(table)
 
@@ -302,8 +295,8 @@ def runs_compare(
     """Compare runs side by side; --plot draws their curves on shared axes."""
     store = _store(db)
     runs = [store.get_run(i) for i in run_ids]
-    keys = [("status", None), ("dataset", None), ("model", None), ("test_accuracy", _pct),
-            ("best_test_accuracy", _pct), ("test_loss", lambda v: _num(v, ".4f")), ("examples", _num),
+    keys = [("status", None), ("dataset", None), ("model", None), ("test_accuracy", pct),
+            ("best_test_accuracy", pct), ("test_loss", lambda v: _num(v, ".4f")), ("examples", _num),
             ("examples_per_sec", _num), ("inferences_per_sec", _num), ("elapsed_s", lambda v: _num(v, ".1f"))]
     rows = []
     for run in runs:
@@ -368,7 +361,7 @@ def predict_command(
         for col in ("#", "label", "top 1", "top 2", "top 3", ""):
             table.add_column(col)
         for p in preds:
-            tops = [f"{names[c] if names else c} {_pct(prob)}" for c, prob in p["top"][:3]]
+            tops = [f"{names[c] if names else c} {pct(prob)}" for c, prob in p["top"][:3]]
             mark = "[green]✓[/]" if p.get("correct") else "[red]✗[/]"
             table.add_row(str(p["index"]), names[p["label"]] if names else str(p["label"]), *tops, mark)
         out.print(table)

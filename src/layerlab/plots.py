@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import LayerlabError
+from .textfmt import pct
 
 __all__ = ["plot_curves", "plot_predictions"]
 
@@ -67,10 +68,8 @@ def plot_curves(series: dict[str, dict[str, list[tuple[int, float]]]], path: Pat
 
 
 def _fmt_prob(p) -> str:
-    """Probabilities print truthfully: NaN stays NaN%."""
-    if p is None or (isinstance(p, float) and math.isnan(p)) or p == "NaN":
-        return "NaN%"
-    return f"{100 * float(p):.1f}%"
+    """Probabilities print truthfully: NaN (written as null or "NaN" in JSON) stays NaN%."""
+    return pct(math.nan if p is None else p, digits=1)
 
 
 def plot_predictions(images: np.ndarray, predictions: list[dict], class_names: list[str], path: Path | str, *,

@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 
 from ..errors import LayerlabError, StoreError
+from ..textfmt import pct
 
 __all__ = ["write_report", "render_report", "resolve_targets", "environment"]
 
@@ -120,14 +121,6 @@ def _fmt(v: Any, digits: int = 4) -> str:
     return str(v)
 
 
-def _pct(v: Any) -> str:
-    if v is None:
-        return "—"
-    if isinstance(v, str) or (isinstance(v, float) and math.isnan(v)):
-        return "NaN%"
-    return f"{100 * float(v):.2f}%"
-
-
 def _when(ts: float | None) -> str:
     if not ts:
         return "—"
@@ -179,9 +172,9 @@ def _run_section(store, run: dict) -> tuple[str, str, str]:
             ["epochs", _fmt(results.get("epochs"), 3)], ["parameters", _fmt(results.get("params"))],
             ["final train loss", _fmt(results.get("train_loss"))], ["final test loss", _fmt(results.get("test_loss"))]]
     if results.get("task") == "classification":
-        rows += [["final train accuracy", _pct(results.get("train_accuracy"))],
-                 ["final test accuracy", _pct(results.get("test_accuracy"))],
-                 ["best test accuracy", _pct(results.get("best_test_accuracy"))]]
+        rows += [["final train accuracy", pct(results.get("train_accuracy"))],
+                 ["final test accuracy", pct(results.get("test_accuracy"))],
+                 ["best test accuracy", pct(results.get("best_test_accuracy"))]]
     rows += [["wall time (s)", _fmt(results.get("elapsed_s"), 3)],
              ["training throughput (examples/s)", _fmt(results.get("examples_per_sec"), 3)]]
     parts.append(_table("Results", ["quantity", "value"], rows))
@@ -198,7 +191,7 @@ def _run_section(store, run: dict) -> tuple[str, str, str]:
         cls = results.get("task") == "classification"
         cols = ["epoch", "examples", "train loss", "test loss"] + (["train acc", "test acc"] if cls else [])
         hrows = [[_fmt(h.get("epoch"), 3), _fmt(h.get("examples")), _fmt(h.get("train_loss")),
-                  _fmt(h.get("test_loss"))] + ([_pct(h.get("train_accuracy")), _pct(h.get("test_accuracy"))]
+                  _fmt(h.get("test_loss"))] + ([pct(h.get("train_accuracy")), pct(h.get("test_accuracy"))]
                                                if cls else []) for h in history[-30:]]
         parts.append(_table("Per epoch", cols, hrows))
     parts.append(f"<details><summary>Spec (YAML)</summary>{_yaml_block(run['spec'])}</details></section>")

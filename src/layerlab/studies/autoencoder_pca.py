@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from ..spec import spec_data
-from .common import Member, Timer, dataset_of, finite, fmt, fmt_pct, out_dir_for, run_members, study_record, \
+from ..textfmt import pct
+from .common import Member, Timer, dataset_of, finite, fmt, out_dir_for, run_members, study_record, \
     trained_model
 from .record import StudyResult, Table, finish_record
 
@@ -114,18 +115,18 @@ def run(store, *, quick: bool = False, out_dir: str | Path | None = None, worker
         result.tables = [Table(f"{width}-D codes: reconstruction and separability",
                                ["method", "reconstruction MSE (per pixel)", f"{opts['k']}-NN accuracy on test codes",
                                 "note"],
-                               [["autoencoder", fmt(ae_mse), fmt_pct(knn_ae), f"run {member.run_id}"],
-                                [f"PCA ({width} components)", fmt(pca_mse), fmt_pct(knn_pca),
-                                 f"explains {fmt_pct(numbers['pca']['explained_variance'])} of the variance"],
-                                ["chance", "—", fmt_pct(numbers["chance"]), ""]],
+                               [["autoencoder", fmt(ae_mse), pct(knn_ae), f"run {member.run_id}"],
+                                [f"PCA ({width} components)", fmt(pca_mse), pct(knn_pca),
+                                 f"explains {pct(numbers['pca']['explained_variance'])} of the variance"],
+                                ["chance", "—", pct(numbers["chance"]), ""]],
                                note="k-NN fitted on the training codes (standardised), scored on the test codes.")]
         from ..report.figures import bars_figure, codes_figure, reconstructions_figure
         side = int(round(flat_test.shape[1] ** 0.5))
         n = min(opts["show"], len(flat_test))
         shape = (n, side, side) if side * side == flat_test.shape[1] else None
         result.figures = {
-            "codes": codes_figure([(f"autoencoder ({opts['k']}-NN accuracy {fmt_pct(knn_ae)})", ae_test),
-                                   (f"PCA ({opts['k']}-NN accuracy {fmt_pct(knn_pca)})", pca_test)],
+            "codes": codes_figure([(f"autoencoder ({opts['k']}-NN accuracy {pct(knn_ae)})", ae_test),
+                                   (f"PCA ({opts['k']}-NN accuracy {pct(knn_pca)})", pca_test)],
                                   y_test, names, out / "codes.png", title="Test set in two dimensions"),
             "separability": bars_figure(["k-NN accuracy on 2-D codes", "reconstruction MSE × 10"],
                                         {"autoencoder": [knn_ae, ae_mse * 10], "PCA": [knn_pca, pca_mse * 10]},
@@ -144,8 +145,8 @@ def run(store, *, quick: bool = False, out_dir: str | Path | None = None, worker
                                               "reconstructions from two numbers each."}
         better = "better" if knn_ae > knn_pca else "worse"
         result.text = (f"With {width} numbers per image, the autoencoder's codes separate the classes {better} than "
-                       f"PCA's ({opts['k']}-NN accuracy {fmt_pct(knn_ae)} vs {fmt_pct(knn_pca)}; chance "
-                       f"{fmt_pct(numbers['chance'])}), and it reconstructs with MSE {fmt(ae_mse, 3)} against "
+                       f"PCA's ({opts['k']}-NN accuracy {pct(knn_ae)} vs {pct(knn_pca)}; chance "
+                       f"{pct(numbers['chance'])}), and it reconstructs with MSE {fmt(ae_mse, 3)} against "
                        f"PCA's {fmt(pca_mse, 3)}.")
         result.elapsed_s = timer.s
         finish_record(store, result)

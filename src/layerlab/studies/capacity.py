@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .common import Member, Timer, evaluate_run, finite, fmt, fmt_pct, out_dir_for, run_members, study_record
+from ..textfmt import pct
+from .common import Member, Timer, evaluate_run, finite, fmt, out_dir_for, run_members, study_record
 from .record import StudyResult, Table, finish_record
 
 __all__ = ["NAME", "DOC", "run", "CONFIGS"]
@@ -89,8 +90,8 @@ def run(store, *, quick: bool = False, out_dir: str | Path | None = None, worker
         result = StudyResult(kind="study", name=NAME, record_id=rid, runs=[m.run_id for m in members], options=opts,
                              title=f"Capacity · {title}")
         result.numbers = {"runs": runs, "depth_gap": [r["gap"] for r in runs if "depth" in r["groups"]]}
-        rows = [[r["run_id"], r["label"], f"{r['params']:,}" if r["params"] else "—", fmt_pct(r["train_accuracy"]),
-                 fmt_pct(r["test_accuracy"]), fmt_pct(r["gap"]), fmt(r["train_loss"]), fmt(r["test_loss"]),
+        rows = [[r["run_id"], r["label"], f"{r['params']:,}" if r["params"] else "—", pct(r["train_accuracy"]),
+                 pct(r["test_accuracy"]), pct(r["gap"]), fmt(r["train_loss"]), fmt(r["test_loss"]),
                  fmt(r["min_test_loss"]), ", ".join(r["groups"])] for r in runs]
         result.tables = [Table("Train/test gap per model", ["run", "model", "params", "train acc", "test acc",
                                                             "gap (train − test)", "train loss", "final test loss",
@@ -107,11 +108,11 @@ def run(store, *, quick: bool = False, out_dir: str | Path | None = None, worker
                                            "against 100 units."}
         deep = [r for r in runs if "depth" in r["groups"]]
         result.text = ("Gap (train − test accuracy) by depth: "
-                       + ", ".join(f"{i + 1}: {fmt_pct(r['gap'])}" for i, r in enumerate(deep)) + ". "
+                       + ", ".join(f"{i + 1}: {pct(r['gap'])}" for i, r in enumerate(deep)) + ". "
                        + "Wide→narrow vs narrow→wide: " + " vs ".join(
-                           fmt_pct(r["test_accuracy"]) for r in runs if "order" in r["groups"]) + " test accuracy. "
+                           pct(r["test_accuracy"]) for r in runs if "order" in r["groups"]) + " test accuracy. "
                        + "First layer fc10 vs fc100: " + " vs ".join(
-                           fmt_pct(r["test_accuracy"]) for r in sorted(
+                           pct(r["test_accuracy"]) for r in sorted(
                                (r for r in runs if "first layer" in r["groups"]), key=lambda r: r["hidden"][0]))
                        + " test accuracy.")
         result.elapsed_s = timer.s

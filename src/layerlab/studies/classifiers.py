@@ -14,7 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..spec import spec_data
-from .common import Member, Timer, finite, fmt, fmt_pct, out_dir_for, run_members, study_record
+from ..textfmt import pct
+from .common import Member, Timer, finite, fmt, out_dir_for, run_members, study_record
 from .record import StudyResult, Table, finish_record
 
 __all__ = ["NAME", "DOC", "run"]
@@ -62,7 +63,7 @@ def run(store, *, quick: bool = False, out_dir: str | Path | None = None, worker
                  "train_time_s": finite(m.get("train_time_s")), "examples_per_sec": finite(m.get("examples_per_sec"))}
             runs.append(r)
             rows.append([m.run_id, r["model"], r["optimizer"], f"{r['params']:,}" if r["params"] else "—",
-                         fmt_pct(r["train_accuracy"]), fmt_pct(r["test_accuracy"]), fmt_pct(r["best_test_accuracy"]),
+                         pct(r["train_accuracy"]), pct(r["test_accuracy"]), pct(r["best_test_accuracy"]),
                          fmt(r["test_loss"]), fmt(r["elapsed_s"], 3), fmt(r["examples_per_sec"], 3), m.status])
         best = max(runs, key=lambda r: r["test_accuracy"] or -1)
         result.numbers = {"runs": runs, "best": {k: best[k] for k in ("model", "optimizer", "test_accuracy")}}
@@ -76,9 +77,9 @@ def run(store, *, quick: bool = False, out_dir: str | Path | None = None, worker
                                      "solid: Adam).",
                            "accuracy": "Final test accuracy per model and optimiser.",
                            "time": "Wall time of each run (training and evaluations) on this machine."}
-        result.text = (f"Best: {best['model']} with {best['optimizer']}, {fmt_pct(best['test_accuracy'])} test "
+        result.text = (f"Best: {best['model']} with {best['optimizer']}, {pct(best['test_accuracy'])} test "
                        f"accuracy. " + "; ".join(
-                           f"{model}: " + ", ".join(f"{r['optimizer']} {fmt_pct(r['test_accuracy'])}"
+                           f"{model}: " + ", ".join(f"{r['optimizer']} {pct(r['test_accuracy'])}"
                                                     for r in runs if r["model"] == model) for model in MODELS) + ".")
         result.elapsed_s = timer.s
         finish_record(store, result)

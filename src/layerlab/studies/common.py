@@ -19,7 +19,7 @@ from ..spec import load_spec
 from .executors import Trial, check_executor, execute
 from .record import add_member, create_record, fail_record
 
-__all__ = ["Member", "run_members", "read_member", "out_dir_for", "fmt", "fmt_pct", "finite", "Timer",
+__all__ = ["Member", "run_members", "read_member", "out_dir_for", "fmt", "finite", "Timer",
            "study_record", "trained_model", "weights_of", "dataset_of", "evaluate_run", "last_predictions"]
 
 CURVE_METRICS = ("cost", "test_loss", "train_accuracy", "test_accuracy")
@@ -108,15 +108,6 @@ def fmt(v: Any, digits: int = 4) -> str:
             return "inf" if v > 0 else "-inf"
         return f"{v:.{digits}g}"
     return str(v)
-
-
-def fmt_pct(v: Any) -> str:
-    v = _number(v)
-    if v is None:
-        return "—"
-    if isinstance(v, float) and math.isnan(v):
-        return "NaN%"
-    return f"{100 * float(v):.2f}%"
 
 
 def finite(v: Any) -> float | None:

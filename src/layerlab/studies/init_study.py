@@ -22,7 +22,8 @@ import time
 from pathlib import Path
 
 from ..spec import load_spec, resolve_objective, spec_data
-from .common import (Member, Timer, dataset_of, finite, fmt, fmt_pct, out_dir_for, run_members, study_record,
+from ..textfmt import pct
+from .common import (Member, Timer, dataset_of, finite, fmt, out_dir_for, run_members, study_record,
                      weights_of)
 from .record import StudyResult, Table, finish_record
 
@@ -128,7 +129,7 @@ def run(store, *, quick: bool = False, out_dir: str | Path | None = None, worker
             Table("Result per initialiser", ["run", "init", "loss at step 0", "final train loss", "final test loss",
                                              "test acc", "hidden weights all 0", "status"],
                   [[r["run_id"], r["init"], fmt(r["step0_test_loss"]), fmt(r["train_loss"]), fmt(r["test_loss"]),
-                    fmt_pct(r["test_accuracy"]), "yes" if r["hidden_weights_zero"] else "no", r["status"]]
+                    pct(r["test_accuracy"]), "yes" if r["hidden_weights_zero"] else "no", r["status"]]
                    for r in runs]),
             Table(f"Gradient norm per layer at update 1 → update {opts['steps']}", ["init", *layers],
                   [[r["init"], *[f"{fmt(r['grad_norm_first'][l], 3)} → {fmt(r['grad_norm_last'][l], 3)}"
@@ -150,10 +151,10 @@ def run(store, *, quick: bool = False, out_dir: str | Path | None = None, worker
                                          "updates (log scale); with all-zeros init the hidden layers get none."}
         best = max(runs, key=lambda r: r["test_accuracy"] or -1)
         z = next(r for r in runs if r["init"] == "zeros")
-        result.text = (f"Best: {best['init']} ({fmt_pct(best['test_accuracy'])} test accuracy). All-zeros: test "
-                       f"accuracy {fmt_pct(z['test_accuracy'])}, hidden weights "
+        result.text = (f"Best: {best['init']} ({pct(best['test_accuracy'])} test accuracy). All-zeros: test "
+                       f"accuracy {pct(z['test_accuracy'])}, hidden weights "
                        f"{'still exactly zero' if z['hidden_weights_zero'] else 'changed (unexpected)'} after training. "
-                       + "; ".join(f"{r['init']} {fmt_pct(r['test_accuracy'])}" for r in runs) + ".")
+                       + "; ".join(f"{r['init']} {pct(r['test_accuracy'])}" for r in runs) + ".")
         result.elapsed_s = timer.s
         finish_record(store, result)
         return result

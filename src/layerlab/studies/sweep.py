@@ -17,7 +17,8 @@ from ..errors import Problem, SpecError
 from ..spec import load_spec, set_path, spec_data
 from .axes import Axis, axis_label, grid, parse_axes, sample, value_text
 from .executors import check_executor
-from .common import Member, Timer, finite, fmt, fmt_pct, out_dir_for, run_members
+from ..textfmt import pct
+from .common import Member, Timer, finite, fmt, out_dir_for, run_members
 from .record import StudyResult, Table, create_record, fail_record, finish_record
 
 __all__ = ["sweep", "sweep_table", "sweep_figures"]
@@ -112,8 +113,8 @@ def sweep_table(members: list[Member], axes: list[Axis]) -> Table:
         row = [m.run_id, *[value_text(m.values.get(p)) for p in paths], m.status,
                fmt(m.get("train_loss")), fmt(m.get("test_loss")), fmt(best_loss)]
         if cls:
-            row += [fmt_pct(m.get("train_accuracy")), fmt_pct(m.get("test_accuracy")),
-                    fmt_pct(m.get("best_test_accuracy"))]
+            row += [pct(m.get("train_accuracy")), pct(m.get("test_accuracy")),
+                    pct(m.get("best_test_accuracy"))]
         row += [fmt(m.get("elapsed_s"), 3), (m.diagnosis or m.error or "") if m.status != "finished" else ""]
         rows.append(row)
     return Table("Trials", cols, rows, note="train loss/accuracy: mean over the last epoch; test: the final model "
@@ -145,7 +146,7 @@ def _best_sentence(numbers: dict) -> str:
     if best:
         acc = best.get("best_test_accuracy")
         bits.append(f"Best: {best['label']} ("
-                    + (f"best test accuracy {fmt_pct(acc)}" if acc is not None else f"test loss {fmt(best['test_loss'])}")
+                    + (f"best test accuracy {pct(acc)}" if acc is not None else f"test loss {fmt(best['test_loss'])}")
                     + ").")
     if numbers.get("diverged"):
         bits.append(f"{len(numbers['diverged'])} trial(s) diverged.")
