@@ -21,7 +21,7 @@ from ..init import INITIALISERS
 from ..layers import catalogue_json
 from ..presets import preset_data, preset_description, preset_names
 from ..shapes import CheckResult, check
-from ..spec import OPTIMIZER_PARAMS, OPTIMIZERS, DataSpec, TrainSpec, parse_spec, parse_spec_text
+from ..spec import OPTIMIZER_PARAMS, OPTIMIZERS, DataSpec, Spec, TrainSpec, parse_spec, parse_spec_text
 from .datacache import check_index, dataset_json, stats_json
 from .images import example_png
 from .schemas import SpecExport, SpecText
@@ -60,6 +60,19 @@ def check_data(spec: Any) -> CheckResult:
         return CheckResult(valid=False, rows=[], problems=[Problem(
             f"a spec must be a JSON object with data, model and train, got {type(spec).__name__}", "")])
     return check(spec)
+
+
+def valid_spec(data: Any) -> tuple[Spec, CheckResult]:
+    """Parse spec data once and check it; SpecError (400) with every problem unless it is valid."""
+    if not isinstance(data, dict):
+        raise SpecError(check_data(data).problems)
+    spec, problems = parse_spec(data)
+    if problems:
+        raise SpecError(problems)
+    result = check(spec)
+    if not result.valid:
+        raise SpecError(result.problems)
+    return spec, result
 
 
 @functools.lru_cache(maxsize=1)
@@ -177,10 +190,7 @@ def check_spec(spec: Any = SpecBody) -> dict:
 
 @router.post("/predict", summary="Predictions of the spec's untrained model (random initial weights)")
 async def predict(request: Request, spec: Any = SpecBody) -> dict:
-    result = check_data(spec)
-    if not result.valid:
-        raise SpecError(result.problems)
-    parsed, _ = parse_spec(spec)
+    parsed, result = valid_spec(spec)
     from .predict import initial_predictions
     out = await run_in_threadpool(initial_predictions, parsed, result, request.app.state.data)
     d = parsed.data

@@ -12,10 +12,9 @@ from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response, StreamingResponse
 
-from ..errors import SpecError, StoreError
-from ..spec import parse_spec
+from ..errors import StoreError
 from ..store.store import STATUSES
-from .api_catalogue import _png, check_data
+from .api_catalogue import _png, valid_spec
 from .schemas import RunCreate, RunRename
 from .stream import ACTIVE_STATUSES, parse_cursor, run_stream, run_summary
 
@@ -46,10 +45,7 @@ def list_runs(request: Request, status: Status | None = Query(None), dataset: st
 
 @router.post("", status_code=201, summary="Queue a run of a valid spec; a worker process trains it")
 def create_run(request: Request, body: RunCreate) -> dict:
-    result = check_data(body.spec)
-    if not result.valid:
-        raise SpecError(result.problems)
-    spec, _ = parse_spec(body.spec)
+    spec, _ = valid_spec(body.spec)
     pool = request.app.state.pool
     if pool is None:
         raise StoreError("this server has no workers (started with --workers 0); start runs with `layerlab train`")
