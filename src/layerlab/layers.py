@@ -64,18 +64,13 @@ class LayerKind:
         """Declared params plus the per-layer ``init`` of weighted layers."""
         if self.weighted:
             return self.params + (Param("init", str, None, "initialiser for this layer's weights "
-                                        "(overrides train.init); a name from `layerlab inits`"),)
+                                        "(overrides train.init); a name from `layerlab inits`",
+                                        accepts=str | dict | None),)
         return self.params
 
     @cached_property
     def validator(self):
-        params = tuple(p for p in self.all_params if p.name != "init")
-        model = params_model(f"{self.name}_params", params)
-        if self.weighted:
-            from pydantic import create_model
-            model = create_model(f"{self.name}_params_init", __base__=model,
-                                 init=(str | dict | None, None))
-        return model
+        return params_model(f"{self.name}_params", self.all_params)
 
     def param_names(self) -> list[str]:
         return [p.name for p in self.all_params]

@@ -31,8 +31,11 @@ class Param:
     le: float | None = None
     lt: float | None = None
     choices: tuple | None = None
+    accepts: Any = None  # a type annotation wider than `type` allows (e.g. a name or a mapping)
 
     def annotation(self) -> Any:
+        if self.accepts is not None:
+            return self.accepts
         if self.choices is not None:
             return Literal[self.choices]  # type: ignore[valid-type]
         if self.type is list:
