@@ -73,6 +73,8 @@ def test_catalogue_defaults_follow_the_model_builder():
     ({"train": {"init": {"normal": {"std": -1}}}}, "train.init.normal.std", "must be > 0.0, got -1"),
     ({"model": [{"fc": {"init": "nope"}}]}, "model[0].fc.init", "unknown initialiser"),
     ({"modle": []}, "modle", "unknown field"),
+    ({"model": ["flatten", {"fc": {"init": 5}}]}, "model[1].fc.init", "must be a string or a mapping, got 5"),
+    ({"train": {"examples": "many"}}, "train.examples", "must be an integer, got 'many'"),
     ({"model": "preset/mnist-cnv"}, "model", "unknown model preset"),
 ])
 def test_bad_fields_are_named_with_their_path(data, field, words):
@@ -87,6 +89,11 @@ def test_unknown_kind_suggests_the_close_one():
     _, problems = parse_spec({"model": ["flatten", "fcc"]})
     assert problems[0].layer == 1 and problems[0].field == "model[1]"
     assert "did you mean 'fc'" in problems[0].hint
+
+
+def test_a_value_no_union_member_accepts_is_one_problem_at_the_written_path():
+    _, problems = parse_spec({"train": {"init": 5, "examples": "many"}})
+    assert sorted(p.field for p in problems) == ["train.examples", "train.init"]
 
 
 def test_every_problem_is_reported_not_just_the_first():

@@ -125,18 +125,35 @@ def _message(err: dict, known: list[str]) -> str:
     return make() if make else err["msg"]
 
 
+_UNION_TAGS = {"str", "int", "float", "bool", "none", "list", "dict", "function-after", "function-plain"}
+
+
+def _is_union_tag(part: Any) -> bool:
+    """pydantic names the union member an error came from inside the location; users never wrote it."""
+    return isinstance(part, str) and ("[" in part or part in _UNION_TAGS)
+
+
 def problems_from_validation(exc: ValidationError, *, prefix: tuple = (), known: list[str] | None = None,
                              layer: int | None = None, kind: str | None = None) -> list[Problem]:
-    """Every error of a pydantic ValidationError as a Problem with the field's full path."""
-    problems = []
+    """Every error of a pydantic ValidationError as a Problem with the field's full path.
+
+    A value no member of a union accepts gives one problem: 'must be a string or a mapping, got 5'.
+    """
+    by_path: dict[str, list[dict]] = {}
     for err in exc.errors():
-        loc = tuple(prefix) + tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
-        path = format_path(loc)
-        message = _message(err, known or [])
-        hint = ""
-        if err["type"] == "extra_forbidden" and known:
-            hint = f"remove {path.rsplit('.', 1)[-1]!r} or use one of: {', '.join(known)}"
-        problems.append(Problem(message=message, hint=hint, layer=layer, kind=kind, field=path))
+        loc = tuple(prefix) + tuple(p for p in err["loc"] if not _is_union_tag(p))
+        by_path.setdefault(format_path(loc), []).append(err)
+    problems = []
+    for path, errs in by_path.items():
+        messages = [_message(err, known or []) for err in errs]
+        if len(messages) > 1 and all(", got " in m and m.startswith("must be ") for m in messages):
+            wanted = " or ".join(m[len("must be "):m.rindex(", got ")] for m in messages)
+            messages = [f"must be {wanted}{messages[0][messages[0].rindex(', got '):]}"]
+        for err, message in zip(errs, messages):
+            hint = ""
+            if err["type"] == "extra_forbidden" and known:
+                hint = f"remove {path.rsplit('.', 1)[-1]!r} or use one of: {', '.join(known)}"
+            problems.append(Problem(message=message, hint=hint, layer=layer, kind=kind, field=path))
     return problems
 
 
