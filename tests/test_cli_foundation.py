@@ -47,8 +47,9 @@ def test_validate_json_shape(bad_spec, tmp_path):
     assert proc.returncode == 2
     data = json.loads(proc.stdout)
     assert data["valid"] is False
-    assert data["problems"] == [{"message": "layer 1 (fc): fc needs a flat input (features,), but receives 1×28×28",
-                                 "hint": "add flatten before layer 1", "layer": 0, "kind": "fc", "field": "model[0]"}]
+    assert data["problems"] == [{"message": "fc needs a flat input (features,), but receives 1×28×28",
+                                 "hint": "add flatten before layer 1", "layer": 0, "kind": "fc", "field": "model[0]",
+                                 "category": "shape", "context": None, "where": "layer 1 (fc)"}]
     good = tmp_path / "good.json"
     good.write_text(json.dumps({"model": ["flatten", {"fc": {"units": 10}}]}))
     ok = run("validate", str(good), "--json")

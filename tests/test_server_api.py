@@ -118,7 +118,7 @@ def test_meta_and_catalogues(client):
     assert presets["mnist-conv"]["valid"] and presets["mnist-conv"]["spec"]["model"]
     assert client.get("/api/layers").json() == meta["layers"]
     assert client.get("/api/presets/fc10-relu-fc10").json()["spec"]["model"][0] == "flatten"
-    assert_4xx(client.get("/api/presets/nope"), 400, "unknown preset")
+    assert_4xx(client.get("/api/presets/nope"), 404, "unknown preset")
     assert len(client.get("/api/inits").json()) >= 5
     assert client.get("/api/optimizers").json()["names"][0] == "sgd"
     assert client.get("/api/datasets/digits").json()["input_shape"] == [1, 8, 8]

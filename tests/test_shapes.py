@@ -16,7 +16,7 @@ def test_fc_on_an_image_asks_for_flatten():
     assert not result.valid
     (p,) = result.problems
     assert (p.layer, p.kind) == (1, "fc")
-    assert p.message == "layer 2 (fc): fc needs a flat input (features,), but receives 1×28×28"
+    assert f"{p.where}: {p.message}" == "layer 2 (fc): fc needs a flat input (features,), but receives 1×28×28"
     assert p.hint == "add flatten before layer 2"
     assert [r.status for r in result.rows] == ["ok", "error"]
 
@@ -57,20 +57,20 @@ def test_pool_window_problems():
     assert result.problems[0].field == "model[0].maxpool2d.pad"
     assert result.problems[0].hint == "lower pad to at most 1 or raise field to at least 4"
     result = _check([{"maxpool2d": {"field": 2, "stride": 2}}] * 5)
-    assert "layer 5 (maxpool2d)" in result.problems[0].message
+    assert result.problems[0].where == "layer 5 (maxpool2d)"
 
 
 def test_reshape_sizes_must_match():
     result = _check(["flatten", {"reshape": {"shape": [1, 28, 27]}}])
     (p,) = result.problems
-    assert p.message == "layer 2 (reshape): reshape to [1, 28, 27] needs 756 values but receives 784 (784 values)"
+    assert f"{p.where}: {p.message}" == "layer 2 (reshape): reshape to [1, 28, 27] needs 756 values but receives 784 (784 values)"
     assert p.hint == "use a shape whose sizes multiply to 784, e.g. [784] or [1, 28, 28]"
 
 
 def test_2d_layer_on_flat_input_proposes_reshape_or_removing_flatten():
     result = _check(["flatten", {"conv2d": {"depth": 4}}])
     (p,) = result.problems
-    assert p.message == "layer 2 (conv2d): conv2d needs an image (channels, height, width), but receives a flat vector of 784 values"
+    assert f"{p.where}: {p.message}" == "layer 2 (conv2d): conv2d needs an image (channels, height, width), but receives a flat vector of 784 values"
     assert p.hint == "add reshape with shape [1, 28, 28] before layer 2, or remove the flatten at layer 1"
     p1 = _check([{"conv1d": {}}], dataset="toy-functions/max").problems[0]
     assert p1.hint == "add reshape with shape [1, 4] before layer 1"

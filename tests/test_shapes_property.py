@@ -101,7 +101,7 @@ def test_checker_agrees_with_torch(case):
     broken = rows[problem.layer]
     assert broken.status == "error" and broken.input_shape is not None
     assert all(r.status == "unchecked" for r in rows[problem.layer + 1:])
-    assert problem.message.startswith(f"layer {problem.layer + 1} ({broken.kind})")
+    assert problem.where == f"layer {problem.layer + 1} ({broken.kind})" and problem.category == "shape"
     if problem.field and problem.field.endswith((".field", ".pad")):
         layer = layers[problem.layer]
         with pytest.raises(RuntimeError):

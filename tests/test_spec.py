@@ -104,7 +104,7 @@ def test_every_problem_is_reported_not_just_the_first():
 def test_spec_error_message_lists_problems():
     with pytest.raises(SpecError) as info:
         load_spec({"model": [{"conv2d": {"stride": 0}}]})
-    assert str(info.value) == "model[0].conv2d.stride: must be >= 1, got 0"
+    assert str(info.value) == "model[0].conv2d.stride: must be >= 1, got 0 (fix: set stride to 1 or more, e.g. 1)"
 
 
 def test_preset_reference_in_model():

@@ -77,8 +77,11 @@ def test_nesterov_without_momentum_is_a_spec_error(tmp_path):
         make_optimizer([torch.nn.Parameter(torch.zeros(1))], TrainSpec(optimizer="nesterov", momentum=0.0))
     from layerlab.store import Store
     store = Store(tmp_path / "runs.db")
-    spec = load_spec({"data": {"dataset": "digits"}, "model": ["flatten", {"fc": {"units": 10}}],
-                      "train": {"optimizer": "nesterov", "momentum": 0.0}})
+    spec = {"data": {"dataset": "digits"}, "model": ["flatten", {"fc": {"units": 10}}],
+            "train": {"optimizer": "nesterov", "momentum": 0.0}}
+    with pytest.raises(SpecError, match="nesterov needs momentum > 0") as info:
+        load_spec(spec)  # the spec itself is refused, so `validate` says so too
+    assert [(p.field, p.category) for p in info.value.problems] == [("train.momentum", "optimizer")]
     with pytest.raises(SpecError, match="momentum"):
         train(spec, store=store)
     assert store.list_runs() == []  # refused before a run was recorded

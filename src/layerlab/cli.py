@@ -10,8 +10,8 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from .cli_support import LabTyper, err, out, print_json, report_error
-from .errors import LayerlabError, Problem, SpecError
+from .cli_support import LabTyper, err, out, print_json, print_problems, report_error
+from .errors import LayerlabError, spec_error
 from .init import INITIALISERS
 from .layers import catalogue_json, CATALOGUE
 from .presets import preset_description, preset_names
@@ -34,33 +34,11 @@ def _shape(shape: list[int] | None) -> str:
     return "×".join(str(d) for d in shape)
 
 
-def _check_source(source: str, dataset: str | None, overrides: list[str] | None) -> CheckResult:
-    data = spec_data(source)
-    if overrides:
-        from .spec import apply_overrides
-        data = apply_overrides(data, overrides)
-    if dataset:
-        data.setdefault("data", {})
-        data["data"] = dict(data["data"] or {}, dataset=dataset)
-    return check(data)
-
-
-def _print_problems(result: CheckResult) -> None:
-    for p in result.problems:
-        err.print(f"[red]✗[/] {_esc(_where(p))}{_esc(p.message)}")
-        if p.hint:
-            err.print(f"    [dim]fix:[/] {_esc(p.hint)}")
-    for w in result.warnings:
-        err.print(f"[yellow]![/] {_esc(w.message)}")
-        if w.hint:
-            err.print(f"    [dim]consider:[/] {_esc(w.hint)}")
-
-
-def _where(p: Problem) -> str:
-    # Shape problems already begin with "layer N (kind)"; field problems need their path.
-    if p.field and not p.message.startswith("layer "):
-        return f"{p.field}: "
-    return ""
+def _check_source(source: str, dataset: str | None, overrides: list[str] | None, *,
+                  need_data: bool = True) -> CheckResult:
+    """The verdict ``train`` would act on (``prepare.inspect_run``): fields, shapes, optimiser, data."""
+    from .prepare import inspect_run
+    return inspect_run(source, overrides, dataset=dataset, need_data=need_data)[1]
 
 
 def _esc(text: str) -> str:
@@ -76,15 +54,12 @@ def validate(
     set_: Optional[list[str]] = SetOpt,
 ) -> None:
     """Check a spec: exit 0 when it is valid, 2 (listing every problem and its fix) when not."""
-    try:
-        result = _check_source(file, dataset, set_)
-    except SpecError as exc:
-        result = CheckResult(valid=False, rows=[], problems=exc.problems)
+    result = _check_source(file, dataset, set_)
     if json_out:
         print_json({"valid": result.valid, "problems": [p.to_dict() for p in result.problems],
                     "warnings": [w.to_dict() for w in result.warnings]})
     else:
-        _print_problems(result)
+        print_problems(result.problems, result.warnings)
         if result.valid:
             out.print(f"[green]✓[/] valid: {len(result.rows)} layers, {result.total_params:,} parameters, "
                       f"{_shape(result.input_shape)} → {_shape(result.output_shape)} ({result.loss})")
@@ -101,9 +76,9 @@ def summary(
     set_: Optional[list[str]] = SetOpt,
 ) -> None:
     """A Keras-style table: each layer's input and output shape, parameters and multiply-adds."""
-    result = _check_source(source, dataset, set_)
+    result = _check_source(source, dataset, set_, need_data=False)  # a table of shapes needs no data
     if not result.valid:
-        raise SpecError(result.problems)
+        raise spec_error(result.problems, result=result)
     if json_out:
         data = result.to_json()
         print_json({"layers": data["layers"], "total_params": result.total_params,
@@ -127,8 +102,7 @@ def summary(
     out.print(f"Trainable params: {result.trainable_params:,}")
     out.print(f"Non-trainable params: {result.total_params - result.trainable_params:,}")
     out.print(f"Mult-adds per example: {result.total_mult_adds:,}")
-    for w in result.warnings:
-        err.print(f"[yellow]![/] {_esc(w.message)}\n    [dim]consider:[/] {_esc(w.hint)}")
+    print_problems([], result.warnings)
 
 
 # Parameters a reader always wants to see, even at their defaults.
@@ -213,15 +187,6 @@ def inits(json_out: bool = JsonOpt) -> None:
     out.print(table)
 
 
-def _mount_optional() -> None:
-    """Attach sub-apps whose modules carry their own commands."""
-    try:
-        from .data.cli import app as data_app
-    except ImportError:  # pragma: no cover - the data package always ships its CLI
-        return
-    app.add_typer(data_app, name="data", help="Data sets: list, show statistics and sample grids, fetch.")
-
-
 from .cli_runs import register as _register_runs  # noqa: E402  (commands attach to `app`)
 
 _register_runs(app)
@@ -229,11 +194,11 @@ _register_runs(app)
 from .server.cli import register as _register_serve  # noqa: E402
 from .studies.cli import register as _register_studies  # noqa: E402
 
+from .data.cli import app as _data_app  # noqa: E402
+
 _register_serve(app)
 _register_studies(app)
-
-
-_mount_optional()
+app.add_typer(_data_app, name="data", help="Data sets: list, show statistics and sample grids, fetch.")
 
 
 def main() -> None:

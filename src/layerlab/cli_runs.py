@@ -18,10 +18,10 @@ import typer
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .cli_support import LabTyper, err, out, print_json
-from .errors import LayerlabError, SpecError, StoreError
-from .shapes import check
-from .spec import apply_overrides, load_spec, spec_data
+from .cli_support import LabTyper, err, out, print_json, print_problems
+from .errors import LayerlabError, StoreError
+from .prepare import prepare_run
+from .spec import load_spec
 from .textfmt import pct
 
 __all__ = ["register"]
@@ -159,25 +159,21 @@ def train_command(
             results = resume_run(resume, store=store, on_event=display, stop_event=stop)
         run_id = resume
     else:
-        data = spec_data(source)
         overrides = list(set_ or [])
         for key, value in (("data.dataset", dataset), ("train.epochs", epochs), ("train.examples", examples),
                            ("train.optimizer", optimizer), ("train.lr", lr), ("train.batch_size", batch_size),
                            ("train.seed", seed), ("name", name)):
             if value is not None:
                 overrides.append(f"{key}={value}")
-        if overrides:
-            data = apply_overrides(data, overrides)
-        spec = load_spec(data)
-        checked = check(spec)  # an invalid model must not leave a run behind
-        if not checked.valid:
-            raise SpecError(checked.problems)
-        run_id = store.create_run(spec.to_dict(), name=spec.name, seed=spec.train.seed, model=spec.model_label())
+        prepared = prepare_run(source, overrides)  # every problem before a run row exists
+        spec = prepared.spec
+        print_problems([], prepared.warnings)
+        run_id = prepared.create_run(store)
         model = "" if spec.model_label() == spec.name else f" · {spec.model_label()}"
         err.print(f"run {run_id}: {spec.name}{model} on {spec.data.dataset} "
                   f"· {spec.train.optimizer} lr={spec.train.lr} batch={spec.train.batch_size}")
         with _Display(live=sys.stderr.isatty() and not json_out) as display, _ctrl_c_stops(stop):
-            results = train(spec, store=store, run_id=run_id, on_event=display, stop_event=stop)
+            results = train(prepared, store=store, run_id=run_id, on_event=display, stop_event=stop)
     results = dict(results, run_id=run_id)
     if json_out:
         print_json(results)
@@ -366,15 +362,19 @@ def predict_command(
             table.add_row(str(p["index"]), names[p["label"]] if names else str(p["label"]), *tops, mark)
         out.print(table)
     if grid:
-        from .data import load_dataset
         from .plots import plot_predictions
-        ds = load_dataset(spec.data.dataset, normalize="none", test_size=spec.data.test_size, seed=spec.train.seed)
-        if ds.test.x.dim() != 4:
-            raise LayerlabError(f"--grid needs image data; {spec.data.dataset} has inputs of shape "
-                                f"{tuple(ds.test.x.shape[1:])}")
-        images = ds.test.x[[p["index"] for p in preds]].cpu().numpy()
+        images, _ = run_test_images(spec, [p["index"] for p in preds])
         path = plot_predictions(images, preds, names, grid, title=f"run {run_id}: {run.get('name')}")
         err.print(f"wrote {path}")
+
+
+def run_test_images(spec, indices: list[int]):
+    """``(images, labels)``: the run's test examples ``indices``, unscaled, as its trainer saw them."""
+    ds = spec.data.model_copy(update={"normalize": "none"}).load()  # DataSpec.load: the trainer's subset
+    if ds.test.x.dim() != 4:
+        raise LayerlabError(f"--grid needs image data; {spec.data.dataset} has inputs of shape "
+                            f"{tuple(ds.test.x.shape[1:])}")
+    return ds.test.x[indices].cpu().numpy(), ds.test.y[indices].tolist()
 
 
 def register(app: typer.Typer) -> None:

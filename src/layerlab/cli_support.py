@@ -15,9 +15,9 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from .errors import LayerlabError, SpecError
+from .errors import LayerlabError, Problem, SpecError
 
-__all__ = ["LabTyper", "out", "err", "print_json", "report_error", "json_safe"]
+__all__ = ["LabTyper", "out", "err", "print_json", "print_problems", "report_error", "error_json", "json_safe"]
 
 # Off a terminal (pipes, CI logs, tests) rich would assume 80 columns and truncate tables.
 _WIDTH = None if sys.stdout.isatty() else 160
@@ -41,12 +41,38 @@ def print_json(data: Any) -> None:
     sys.stdout.flush()
 
 
-def report_error(exc: LayerlabError) -> None:
-    """Print a user error; a SpecError lists each problem with its fix."""
-    if isinstance(exc, SpecError) and len(exc.problems) > 1:
-        err.print(f"[bold red]error:[/] {len(exc.problems)} problems")
-        for p in exc.problems:
-            err.print(f"  [red]✗[/] {_escape(str(p))}")
+def print_problems(problems: list[Problem], warnings: list[Problem] = ()) -> None:
+    """Each problem as '✗ where: message' with its fix below; warnings as '!' lines."""
+    for p in problems:
+        where = f"with {p.context}: " if p.context else ""
+        where += f"{p.where}: " if p.where else ""
+        err.print(f"[red]✗[/] {_escape(where)}{_escape(p.message)}")
+        if p.hint:
+            err.print(f"    [dim]fix:[/] {_escape(p.hint)}")
+    for w in warnings:
+        err.print(f"[yellow]![/] {_escape(w.message)}")
+        if w.hint:
+            err.print(f"    [dim]consider:[/] {_escape(w.hint)}")
+
+
+def error_json(exc: LayerlabError) -> dict:
+    """A user error as data: what ``--json`` commands print and the API returns."""
+    body: dict[str, Any] = {"error": type(exc).__name__, "detail": str(exc)}
+    if isinstance(exc, SpecError):
+        body["problems"] = [p.to_dict() for p in exc.problems]
+        if len(exc.problems) > 1:
+            body["detail"] = f"invalid spec: {len(exc.problems)} problems: " + "; ".join(map(str, exc.problems))
+    return body
+
+
+def report_error(exc: LayerlabError, *, as_json: bool = False) -> None:
+    """Print a user error: JSON on stdout for --json, else the message (each problem with its fix)."""
+    if as_json:
+        print_json(error_json(exc))
+    elif isinstance(exc, SpecError):
+        err.print(f"[bold red]error:[/] {len(exc.problems)} problem(s)" if len(exc.problems) > 1
+                  else "[bold red]error:[/] invalid spec")
+        print_problems(exc.problems)
     else:
         err.print(f"[bold red]error:[/] {_escape(str(exc))}")
 
@@ -74,7 +100,7 @@ class LabTyper(typer.Typer):
                 try:
                     return fn(*a, **k)
                 except LayerlabError as exc:
-                    report_error(exc)
+                    report_error(exc, as_json=bool(k.get("json_out")))
                     raise typer.Exit(exc.exit_code) from None
             register(wrapper)
             return fn

@@ -104,7 +104,8 @@ def parse_init(value, *, path: str = "train.init", layer: int | None = None,
                               layer, kind, path)]
     known = [p.name for p in INITIALISERS[name].params]
     prefix = tuple(path.split(".")) + ((name,) if isinstance(value, dict) else ())
-    clean, problems = validate_params(_MODELS[name], params, prefix=prefix, known=known, layer=layer, kind=kind)
+    clean, problems = validate_params(_MODELS[name], params, prefix=prefix, known=known, layer=layer, kind=kind,
+                                      defaults={p.name: p.default for p in INITIALISERS[name].params})
     return (None if problems else (name, clean)), problems
 
 

@@ -9,7 +9,7 @@ Constraints produce the message, as in scikit-learn's ``_param_validation``:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
@@ -59,16 +59,6 @@ class Param:
         if self.choices is not None:
             out["choices"] = list(self.choices)
         return out
-
-    def range_text(self) -> str:
-        """The allowed values in words, for tables and docs."""
-        if self.choices is not None:
-            return " | ".join(str(c) for c in self.choices)
-        low = f"{self.ge} <=" if self.ge is not None else (f"{self.gt} <" if self.gt is not None else "")
-        high = f"<= {self.le}" if self.le is not None else (f"< {self.lt}" if self.lt is not None else "")
-        if not (low or high):
-            return ""
-        return " ".join(p for p in (low, "x", high) if p)
 
 
 _STRICT = ConfigDict(extra="forbid", strict=True)
@@ -133,34 +123,85 @@ def _is_union_tag(part: Any) -> bool:
     return isinstance(part, str) and ("[" in part or part in _UNION_TAGS)
 
 
+def _example(default: Any, ok: Callable[[Any], bool] = lambda v: True) -> str:
+    """', e.g. 10' from the field's default, when it has one that the rule accepts."""
+    if default is None or isinstance(default, (dict, bool)) or not ok(default):
+        return ""
+    return f", e.g. {_got(default)}"
+
+
+def _hint(err: dict, name: str, default: Any, known: list[str]) -> str:
+    """The fix for one pydantic error, in the same words everywhere: 'set units to 1 or more, e.g. 10'."""
+    kind, ctx = err["type"], err.get("ctx", {})
+
+    def bound(op):
+        return lambda v: isinstance(v, (int, float)) and op(v)
+
+    templates: dict[str, Callable[[], str]] = {
+        "greater_than_equal": lambda: f"set {name} to {ctx.get('ge')} or more"
+                                      + _example(default, bound(lambda v: v >= ctx.get("ge"))),
+        "greater_than": lambda: f"set {name} to more than {ctx.get('gt')}"
+                                + _example(default, bound(lambda v: v > ctx.get("gt"))),
+        "less_than_equal": lambda: f"set {name} to {ctx.get('le')} or less"
+                                   + _example(default, bound(lambda v: v <= ctx.get("le"))),
+        "less_than": lambda: f"set {name} to less than {ctx.get('lt')}"
+                             + _example(default, bound(lambda v: v < ctx.get("lt"))),
+        "literal_error": lambda: f"use one of {ctx.get('expected')}",
+        "extra_forbidden": lambda: f"remove {name!r}" + (f" or use one of: {', '.join(known)}" if known else ""),
+        "missing": lambda: f"add {name}" + _example(default),
+        "int_type": lambda: f"write {name} as a whole number" + _example(default),
+        "int_from_float": lambda: f"write {name} as a whole number" + _example(default),
+        "int_parsing": lambda: f"write {name} as a whole number" + _example(default),
+        "float_type": lambda: f"write {name} as a number" + _example(default),
+        "float_parsing": lambda: f"write {name} as a number" + _example(default),
+        "finite_number": lambda: f"set {name} to a finite number" + _example(default),
+        "bool_type": lambda: f"write {name} as true or false",
+        "bool_parsing": lambda: f"write {name} as true or false",
+        "string_type": lambda: f"write {name} as a name" + _example(default),
+        "list_type": lambda: f"write {name} as a list" + _example(default),
+        "too_short": lambda: f"give {name} at least {ctx.get('min_length')} items",
+        "too_long": lambda: f"give {name} at most {ctx.get('max_length')} items",
+    }
+    make = templates.get(kind)
+    return make() if make else f"check the value of {name}" + _example(default)
+
+
+def _field_name(loc: tuple) -> str:
+    """The name a user wrote for the field: the last named part of its path."""
+    return next((str(p) for p in reversed(loc) if isinstance(p, str)), "the value")
+
+
 def problems_from_validation(exc: ValidationError, *, prefix: tuple = (), known: list[str] | None = None,
-                             layer: int | None = None, kind: str | None = None) -> list[Problem]:
-    """Every error of a pydantic ValidationError as a Problem with the field's full path.
+                             layer: int | None = None, kind: str | None = None,
+                             defaults: dict[str, Any] | None = None) -> list[Problem]:
+    """Every error of a pydantic ValidationError as a Problem with the field's full path and a fix.
 
     A value no member of a union accepts gives one problem: 'must be a string or a mapping, got 5'.
+    ``defaults`` (field name -> default) give the fixes their examples.
     """
-    by_path: dict[str, list[dict]] = {}
+    by_path: dict[str, tuple[tuple, list[dict]]] = {}
     for err in exc.errors():
         loc = tuple(prefix) + tuple(p for p in err["loc"] if not _is_union_tag(p))
-        by_path.setdefault(format_path(loc), []).append(err)
+        by_path.setdefault(format_path(loc), (loc, []))[1].append(err)
     problems = []
-    for path, errs in by_path.items():
+    for path, (loc, errs) in by_path.items():
         messages = [_message(err, known or []) for err in errs]
         if len(messages) > 1 and all(", got " in m and m.startswith("must be ") for m in messages):
             wanted = " or ".join(m[len("must be "):m.rindex(", got ")] for m in messages)
             messages = [f"must be {wanted}{messages[0][messages[0].rindex(', got '):]}"]
+        name = _field_name(loc)
         for err, message in zip(errs, messages):
-            hint = ""
-            if err["type"] == "extra_forbidden" and known:
-                hint = f"remove {path.rsplit('.', 1)[-1]!r} or use one of: {', '.join(known)}"
+            hint = _hint(err, name, (defaults or {}).get(name), known or [])
             problems.append(Problem(message=message, hint=hint, layer=layer, kind=kind, field=path))
     return problems
 
 
 def validate_params(model: type[BaseModel], values: dict, *, prefix: tuple, known: list[str],
-                    layer: int | None = None, kind: str | None = None) -> tuple[dict, list[Problem]]:
+                    layer: int | None = None, kind: str | None = None,
+                    defaults: dict[str, Any] | None = None) -> tuple[dict, list[Problem]]:
     """Validate ``values`` against a params model: (clean values with defaults, problems)."""
     try:
         return model.model_validate(values).model_dump(), []
     except ValidationError as exc:
-        return {}, problems_from_validation(exc, prefix=prefix, known=known, layer=layer, kind=kind)
+        return {}, problems_from_validation(exc, prefix=prefix, known=known, layer=layer, kind=kind,
+                                            defaults=defaults)

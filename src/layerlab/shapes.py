@@ -79,7 +79,8 @@ def check(source: Spec | dict | str, *, dataset: str | DatasetInfo | None = None
         try:
             info = get_info(dataset)
         except DataError as exc:
-            return CheckResult(valid=False, rows=[], problems=[Problem(str(exc), "", field="data.dataset")])
+            return CheckResult(valid=False, rows=[], problems=[Problem(
+                str(exc), "pick a data set from `layerlab data list`", field="data.dataset")])
     task, loss = resolve_objective(spec.train, info)
     return check_layers(spec.model, info, task=task, loss=loss)
 
@@ -116,7 +117,7 @@ def check_layers(layers: list[LayerSpec], info: DatasetInfo, *, task: str, loss:
     shape = tuple(rows[-1].output_shape) if rows and not broken else tuple(info.input_shape)
     if not layers:
         problems.append(Problem(
-            "the model has no layers", _first_layers_hint(info, task), field="model"))
+            "the model has no layers", _first_layers_hint(info, task), field="model", category="shape"))
     elif not broken:
         problems += _objective_problems(layers, rows, shape, info, task, loss)
         warnings += _stacked_linear_warnings(layers, rows)
@@ -124,7 +125,8 @@ def check_layers(layers: list[LayerSpec], info: DatasetInfo, *, task: str, loss:
             i = len(layers) - 1
             warnings.append(Problem(
                 f"{_layer_name(i, 'softmax')} before cross-entropy applies softmax twice, which flattens the "
-                "gradients and slows learning", "remove it: the loss applies softmax itself", i, "softmax"))
+                "gradients and slows learning", "remove it: the loss applies softmax itself", i, "softmax",
+                category="advice"))
     total = sum(r.params for r in rows)
     return CheckResult(
         valid=not problems, rows=rows, problems=problems, warnings=warnings, dataset=info.name,
@@ -143,11 +145,10 @@ def _shape_problem(err: ShapeError, i: int, layer: LayerSpec, shape: Shape, laye
                    info: DatasetInfo | None) -> Problem:
     """Turn a shape rule's error into a Problem naming the layer, with a fix that fits this model."""
     hint = err.hint
-    name = _layer_name(i, layer.kind)
     if hint.endswith("before this layer"):
         hint = _rank_fix(i, layer.kind, shape, layers, info)
     field_path = f"model[{i}].{layer.kind}.{err.field}" if err.field else f"model[{i}]"
-    return Problem(f"{name}: {err.message}", hint, i, layer.kind, field_path)
+    return Problem(err.message, hint, i, layer.kind, field_path, "shape")
 
 
 def _rank_fix(i: int, kind: str, shape: Shape, layers: list[LayerSpec], info: DatasetInfo | None) -> str:
@@ -194,10 +195,10 @@ def _objective_problems(layers: list[LayerSpec], rows: list[LayerRow], out: Shap
     """Does the last layer produce what the loss compares with the labels?"""
     if loss == "cross_entropy" and task != "classification":
         return [Problem(f"cross-entropy needs class labels, but the task is {task} on {info.name}",
-                        "use loss: mse", field="train.loss")]
+                        "use loss: mse", field="train.loss", category="objective")]
     if task == "classification" and info.task != "classification":
         return [Problem(f"{info.name} has no classes to classify: it is a {info.task} data set",
-                        "use task: regression (or auto)", field="train.task")]
+                        "use task: regression (or auto)", field="train.task", category="objective")]
     if task == "reconstruction":
         need, what = math.prod(info.input_shape), f"reconstructs inputs of {math.prod(info.input_shape)} values ({shape_text(tuple(info.input_shape))})"
     elif task == "classification":
@@ -210,7 +211,8 @@ def _objective_problems(layers: list[LayerSpec], rows: list[LayerRow], out: Shap
     if task != "reconstruction" and len(out) != 1:
         return [Problem(
             f"the model ends with {shape_text(out)} values per example, but the loss needs a flat vector of {need} "
-            f"({what})", f"add flatten and fc with {need} units at the end", last, layers[last].kind)]
+            f"({what})", f"add flatten and fc with {need} units at the end", last, layers[last].kind,
+            category="objective")]
     if got != need:
         if fc_at is not None:
             hint = f"set units of the fc at layer {fc_at + 1} to {need}"
@@ -220,7 +222,7 @@ def _objective_problems(layers: list[LayerSpec], rows: list[LayerRow], out: Shap
             field_path = None
         return [Problem(f"the model ends with {got} values but {what}", hint,
                         fc_at if fc_at is not None else last, "fc" if fc_at is not None else layers[last].kind,
-                        field_path)]
+                        field_path, "objective")]
     return []
 
 
@@ -237,7 +239,7 @@ def _window_warnings(i: int, layer: LayerSpec, shape: Shape) -> list[Problem]:
         f"{_layer_name(i, layer.kind)}: ({size} + 2×{p['pad']} − {p['field']}) / {p['stride']} + 1 is not a whole "
         f"number, so the last {max(dropped)} row(s)/column(s) are never looked at",
         "change stride, field or pad so the windows tile the input exactly", i, layer.kind,
-        f"model[{i}].{layer.kind}.stride")]
+        f"model[{i}].{layer.kind}.stride", "advice")]
 
 
 _LINEAR_KINDS = ("fc", "conv1d", "conv2d")
@@ -257,7 +259,8 @@ def _stacked_linear_warnings(layers: list[LayerSpec], rows: list[LayerRow]) -> l
                     out.append(Problem(
                         f"{_layer_name(prev, layers[prev].kind)} and {_layer_name(i, layer.kind)} have no activation "
                         "between them: together they compute one linear map, no more expressive than a single layer",
-                        f"add relu after layer {prev + 1} if you want a non-linear model", i, layer.kind))
+                        f"add relu after layer {prev + 1} if you want a non-linear model", i, layer.kind,
+                        category="advice"))
             prev = i
         elif layer.kind not in _TRANSPARENT:
             prev = None

@@ -28,6 +28,7 @@ __all__ = ["DataSpec", "TrainSpec", "LayerSpec", "Spec", "parse_spec", "load_spe
            "apply_overrides", "OPTIMIZERS", "OPTIMIZER_PARAMS", "resolve_objective"]
 
 PRESET_PREFIX = "preset/"
+SUBSET_SEED = 0  # the permutation data subsets are taken from; see DataSpec.load
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsprop", "adagrad", "adadelta", "adam", "adamw", "adamax")
 # The hyper-parameters each optimiser reads; the UI shows only these.
@@ -41,6 +42,12 @@ OPTIMIZER_PARAMS: dict[str, tuple[str, ...]] = {
     "adam": ("lr", "beta1", "beta2", "epsilon", "weight_decay"),
     "adamw": ("lr", "beta1", "beta2", "epsilon", "weight_decay"),
     "adamax": ("lr", "beta1", "beta2", "epsilon", "weight_decay"),
+}
+
+# Constraints an optimiser adds to the fields' own ranges: (field, test, message, fix).
+OPTIMIZER_CONSTRAINTS: dict[str, tuple[tuple[str, Any, str, str], ...]] = {
+    "nesterov": (("momentum", lambda v: v > 0, "nesterov needs momentum > 0, got {value}",
+                  "set train.momentum above 0, e.g. 0.9, or use optimizer: sgd"),),
 }
 
 _STRICT = ConfigDict(extra="forbid")
@@ -58,6 +65,28 @@ class DataSpec(BaseModel):
     test_size: int | None = Field(None, ge=1, description="use the first N test examples")
     val_fraction: float = Field(0.0, ge=0.0, lt=1.0, description="fraction of train held out for validation")
     options: dict[str, Any] = Field(default_factory=dict, description="data-set knobs (toy sets: noise, sizes)")
+
+    def load(self, *, device: Any = "cpu", download: bool = False):
+        """The resident data set this spec names: the one place a run's data is loaded.
+
+        The trainer, ``predict``, the server and the studies all call this, so example ``i``
+        is the same example everywhere. The subset does not depend on ``train.seed``
+        (``SUBSET_SEED``): runs that differ only in their seed see the same examples.
+        """
+        from .data import load_dataset
+        return load_dataset(self.dataset, normalize=self.normalize, device=device, train_size=self.train_size,
+                            test_size=self.test_size, val_fraction=self.val_fraction, seed=SUBSET_SEED,
+                            options=self.options, download=download)
+
+    def problems(self) -> list[Problem]:
+        """Why this data cannot be loaded here without a download: [] when it can."""
+        from .data import available, search_dirs
+        if self.dataset not in DATASETS or available(self.dataset):
+            return []
+        dirs = "; ".join(str(d) for d in search_dirs(self.dataset))
+        return [Problem(f"data set {self.dataset!r} is not on this machine (looked in {dirs})",
+                        f"fetch it with `layerlab data fetch {self.dataset}`, or pick a data set from "
+                        "`layerlab data list`", field="data.dataset", category="data")]
 
 
 class TrainSpec(BaseModel):
@@ -137,8 +166,19 @@ class Spec:
             return self.preset
         return "-".join(layer.label() for layer in self.model) or "(empty)"
 
-    def to_yaml(self) -> str:
-        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+def optimizer_problems(train: "TrainSpec") -> list[Problem]:
+    """What the chosen optimiser cannot work with, though each field is in its own range."""
+    out = []
+    for name, test, message, fix in OPTIMIZER_CONSTRAINTS.get(train.optimizer, ()):
+        value = getattr(train, name)
+        if not test(value):
+            out.append(Problem(message.format(value=value), fix, field=f"train.{name}", category="optimizer"))
+    return out
+
+
+def _defaults(model: type[BaseModel]) -> dict[str, Any]:
+    return {name: f.default for name, f in model.model_fields.items()}
 
 
 def _suggest(name: str, options: list[str]) -> str:
@@ -158,22 +198,24 @@ def parse_layer(entry: Any, index: int) -> tuple[LayerSpec | None, list[Problem]
         written, params = next(iter(entry.items()))
         params = {} if params is None else params
         if not isinstance(written, str):
-            return None, [Problem(f"layer kind must be a name, got {written!r}", "", index, None, path)]
+            return None, [Problem(f"layer kind must be a name, got {written!r}",
+                                  "write the kind as a name, e.g. `fc: {units: 10}`", index, None, path, "layer")]
     else:
         return None, [Problem(f"a layer must be a kind name or {{kind: {{params}}}}, got {entry!r}",
-                              "write e.g. `relu` or `fc: {units: 10}`", index, None, path)]
+                              "write e.g. `relu` or `fc: {units: 10}`", index, None, path, "layer")]
     canonical = resolve_kind(written)
     if canonical is None:
         return None, [Problem(f"unknown layer kind {written!r}",
                               f"{_suggest(written, list(CATALOGUE))}known kinds: {', '.join(CATALOGUE)}",
-                              index, written, path)]
+                              index, written, path, "layer")]
     kind = get_kind(canonical)
     if not isinstance(params, dict):
         return None, [Problem(f"parameters of {written} must be a mapping, got {params!r}",
                               f"write `{written}: {{{', '.join(kind.param_names()[:2])}: ...}}`",
-                              index, canonical, f"{path}.{written}")]
+                              index, canonical, f"{path}.{written}", "layer")]
     clean, problems = validate_params(kind.validator, params, prefix=("model", index, written),
-                                      known=kind.param_names(), layer=index, kind=canonical)
+                                      known=kind.param_names(), layer=index, kind=canonical,
+                                      defaults=kind.defaults())
     if problems:
         return None, problems
     init = None
@@ -190,7 +232,7 @@ def parse_spec(data: Any) -> tuple[Spec | None, list[Problem]]:
     """Validate spec data; returns (spec, []) or (None, every problem found)."""
     if not isinstance(data, dict):
         return None, [Problem(f"a spec must be a mapping with data, model and train, got {type(data).__name__}",
-                              "start from `layerlab presets` or the README's example")]
+                              "start from `layerlab presets` or the README's example", category="syntax")]
     problems: list[Problem] = []
     known_top = ["name", "data", "model", "train"]
     for key in data:
@@ -200,7 +242,8 @@ def parse_spec(data: Any) -> tuple[Spec | None, list[Problem]]:
 
     name = data.get("name", "untitled")
     if not isinstance(name, str) or not name.strip():
-        problems.append(Problem(f"must be a non-empty string, got {name!r}", "", field="name"))
+        problems.append(Problem(f"must be a non-empty string, got {name!r}", "give the spec a name, e.g. my-mlp",
+                                field="name"))
 
     try:
         data_spec = DataSpec.model_validate(data.get("data") or {})
@@ -210,15 +253,17 @@ def parse_spec(data: Any) -> tuple[Spec | None, list[Problem]]:
                                     field="data.dataset"))
     except ValidationError as exc:
         data_spec = None
-        problems += problems_from_validation(exc, prefix=("data",), known=list(DataSpec.model_fields))
+        problems += problems_from_validation(exc, prefix=("data",), known=list(DataSpec.model_fields),
+                                             defaults=_defaults(DataSpec))
 
     try:
         train = TrainSpec.model_validate(data.get("train") or {})
         _, init_problems = parse_init(train.init)
-        problems += init_problems
+        problems += init_problems + optimizer_problems(train)
     except ValidationError as exc:
         train = None
-        problems += problems_from_validation(exc, prefix=("train",), known=list(TrainSpec.model_fields))
+        problems += problems_from_validation(exc, prefix=("train",), known=list(TrainSpec.model_fields),
+                                             defaults=_defaults(TrainSpec))
 
     preset = None
     model_data = data.get("model", [])
@@ -234,7 +279,8 @@ def parse_spec(data: Any) -> tuple[Spec | None, list[Problem]]:
             preset = model_data[len(PRESET_PREFIX):]
             model_data = preset_data(preset)["model"]
     if not isinstance(model_data, list):
-        problems.append(Problem(f"must be a list of layers or preset/NAME, got {model_data!r}", "", field="model"))
+        problems.append(Problem(f"must be a list of layers or preset/NAME, got {model_data!r}",
+                                "write a list, e.g. [flatten, {fc: {units: 10}}], or preset/NAME", field="model"))
         model_data = []
     layers = []
     for i, entry in enumerate(model_data):
@@ -253,11 +299,15 @@ def parse_spec_text(text: str, fmt: str, *, source: str = "") -> Any:
     try:
         return json.loads(text) if fmt == "json" else yaml.safe_load(text)
     except json.JSONDecodeError as exc:
-        raise SpecError(f"{prefix}invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+        raise SpecError(Problem(f"{prefix}invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
+                                f"fix the JSON near line {exc.lineno} (quotes, commas, brackets)",
+                                category="syntax")) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise SpecError(f"{prefix}invalid YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
+        near = f" near line {mark.line + 1}" if mark else ""
+        raise SpecError(Problem(f"{prefix}invalid YAML{where}: {getattr(exc, 'problem', None) or exc}",
+                                f"fix the YAML{near} (indentation, colons, brackets)", category="syntax")) from None
 
 
 def read_spec_file(path: str | Path) -> dict:
@@ -266,7 +316,8 @@ def read_spec_file(path: str | Path) -> dict:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise SpecError(f"cannot read spec file {path}: {exc.strerror}") from None
+        raise SpecError(Problem(f"cannot read spec file {path}: {exc.strerror}",
+                                "check the path, or name a preset (`layerlab presets`)", category="source")) from None
     return parse_spec_text(text, "json" if path.suffix.lower() == ".json" else "yaml", source=str(path))
 
 
@@ -283,7 +334,9 @@ def spec_data(source: str | Path | dict) -> dict:
         data = preset_data(name)
         data["model"] = PRESET_PREFIX + name
         return data
-    raise SpecError(f"{text!r} is neither a spec file nor a preset; presets: {', '.join(preset_names())}")
+    raise SpecError(Problem(f"{text!r} is neither a spec file nor a preset",
+                            f"{_suggest(name, preset_names())}give a YAML/JSON file or one of: {', '.join(preset_names())}",
+                            category="source"))
 
 
 def load_spec(source: str | Path | dict, *, overrides: list[str] | None = None) -> Spec:
@@ -329,7 +382,8 @@ def set_path(data: dict, path: str, value: Any) -> dict:
             node = node[part]
         else:
             if not isinstance(node, dict):
-                raise SpecError(Problem(f"{part!r} is not inside a mapping", "", field=path))
+                raise SpecError(Problem(f"{part!r} is not inside a mapping",
+                                        "write e.g. train.lr or model[1].fc.units", field=path))
             if node.get(part) is None:
                 node[part] = [] if isinstance(nxt, int) else {}
             node = node[part]

@@ -39,10 +39,9 @@ def execute(run_id: int, db: str | None, *, threads: int | None = None) -> int:
         import torch
         torch.set_num_threads(threads)
     try:
-        from .spec import load_spec
+        from .prepare import prepare_run
         from .train import train
-        spec = load_spec(run["spec"])
-        train(spec, store=store, run_id=run_id)
+        train(prepare_run(run["spec"]), store=store, run_id=run_id)
         return 0
     except KeyboardInterrupt:
         return 130

@@ -1,7 +1,7 @@
 """Data sets: the catalogue, readers, toy generators, fetching and resident tensors."""
 from .catalogue import DATASETS, DatasetInfo, SourceFile, dataset_names, get_info
-from .fetch import fetch, locate, search_dirs
+from .fetch import available, fetch, locate, search_dirs
 from .resident import ResidentDataset, Split, load_dataset
 
 __all__ = ["DATASETS", "DatasetInfo", "SourceFile", "dataset_names", "get_info",
-           "fetch", "locate", "search_dirs", "ResidentDataset", "Split", "load_dataset"]
+           "available", "fetch", "locate", "search_dirs", "ResidentDataset", "Split", "load_dataset"]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..errors import DataError
+from ..errors import UnknownDataset
 
 __all__ = ["DatasetInfo", "SourceFile", "DATASETS", "get_info", "dataset_names"]
 
@@ -186,10 +186,10 @@ def dataset_names() -> list[str]:
 
 
 def get_info(name: str) -> DatasetInfo:
-    """The catalogue entry for ``name``; a DataError listing the known names otherwise."""
+    """The catalogue entry for ``name``; an UnknownDataset (a DataError) listing the known names otherwise."""
     try:
         return DATASETS[name]
     except KeyError:
-        raise DataError(
+        raise UnknownDataset(
             f"unknown data set {name!r}; known data sets: {', '.join(DATASETS)}"
         ) from None

@@ -87,6 +87,12 @@ def locate(name: str) -> Path | None:
     return None
 
 
+def available(name: str) -> bool:
+    """Whether data set ``name`` can be loaded without downloading (bundled, generated, or its files found)."""
+    info = get_info(name)
+    return not info.files or locate(name) is not None
+
+
 def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 

@@ -16,12 +16,13 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from ..data import DATASETS
-from ..errors import Problem, SpecError
+from ..errors import NotFound, Problem, SpecError
 from ..init import INITIALISERS
 from ..layers import catalogue_json
 from ..presets import preset_data, preset_description, preset_names
 from ..shapes import CheckResult, check
-from ..spec import OPTIMIZER_PARAMS, OPTIMIZERS, DataSpec, Spec, TrainSpec, parse_spec, parse_spec_text
+from ..prepare import PreparedRun, inspect_run, prepare_run, spec_object
+from ..spec import OPTIMIZER_PARAMS, OPTIMIZERS, DataSpec, TrainSpec, parse_spec_text
 from .datacache import check_index, dataset_json, stats_json
 from .images import example_png
 from .schemas import SpecExport, SpecText
@@ -55,24 +56,17 @@ def field_json(model) -> list[dict]:
 
 
 def check_data(spec: Any) -> CheckResult:
-    """Check spec *data*; a string is never read as a file path or preset name here."""
-    if not isinstance(spec, dict):
-        return CheckResult(valid=False, rows=[], problems=[Problem(
-            f"a spec must be a JSON object with data, model and train, got {type(spec).__name__}", "")])
-    return check(spec)
+    """The verdict on untrusted spec *data* (never a file path or preset name): what a run would get."""
+    try:
+        data = spec_object(spec)
+    except SpecError as exc:
+        return CheckResult(valid=False, rows=[], problems=exc.problems)
+    return inspect_run(data)[1]
 
 
-def valid_spec(data: Any) -> tuple[Spec, CheckResult]:
-    """Parse spec data once and check it; SpecError (400) with every problem unless it is valid."""
-    if not isinstance(data, dict):
-        raise SpecError(check_data(data).problems)
-    spec, problems = parse_spec(data)
-    if problems:
-        raise SpecError(problems)
-    result = check(spec)
-    if not result.valid:
-        raise SpecError(result.problems)
-    return spec, result
+def valid_spec(data: Any) -> PreparedRun:
+    """Untrusted spec data, prepared as a run would be; InvalidSpec (400) or DataUnavailable (409) if not."""
+    return prepare_run(spec_object(data))
 
 
 @functools.lru_cache(maxsize=1)
@@ -128,7 +122,7 @@ def presets() -> list[dict]:
 @router.get("/presets/{name}", summary="One preset's spec")
 def preset(name: str = Path(..., max_length=100)) -> dict:
     if name not in preset_names():
-        raise SpecError(Problem(f"unknown preset {name!r}", f"use one of: {', '.join(preset_names())}"))
+        raise NotFound(f"unknown preset {name!r}; presets: {', '.join(preset_names())}")
     return {"name": name, "description": preset_description(name), "spec": preset_data(name)}
 
 
@@ -190,9 +184,10 @@ def check_spec(spec: Any = SpecBody) -> dict:
 
 @router.post("/predict", summary="Predictions of the spec's untrained model (random initial weights)")
 async def predict(request: Request, spec: Any = SpecBody) -> dict:
-    parsed, result = valid_spec(spec)
+    prepared = valid_spec(spec)
+    parsed = prepared.spec
     from .predict import initial_predictions
-    out = await run_in_threadpool(initial_predictions, parsed, result, request.app.state.data)
+    out = await run_in_threadpool(initial_predictions, prepared, request.app.state.data)
     d = parsed.data
     query = f"?test_size={d.test_size}" if d.test_size else ""
     out["images"] = len(parsed.dataset.input_shape) == 3
@@ -208,14 +203,15 @@ def parse_text(body: SpecText) -> dict:
         fmt = "json" if name.endswith(".json") else ("yaml" if name.endswith((".yaml", ".yml")) else "yaml")
     data = parse_spec_text(body.text, fmt)
     if not isinstance(data, dict):
-        raise SpecError(f"a spec file must hold a mapping with data, model and train, got {type(data).__name__}")
+        spec_object(data)
     _check_finite(data)
     return {"spec": data, "check": check_data(data).to_json()}
 
 
 def _check_finite(value, path: str = "spec") -> None:
     if isinstance(value, float) and not math.isfinite(value):
-        raise SpecError(Problem(f"must be a finite number, got {value}", "", field=path.removeprefix("spec.")))
+        raise SpecError(Problem(f"must be a finite number, got {value}", "write a finite number, e.g. 0.1",
+                                field=path.removeprefix("spec.")))
     if isinstance(value, dict):
         for k, v in value.items():
             _check_finite(v, f"{path}.{k}")

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response, StreamingResponse
 
-from ..errors import StoreError
+from ..errors import Conflict, RunConflict
 from ..store.store import STATUSES
 from .api_catalogue import _png, valid_spec
 from .schemas import RunCreate, RunRename
@@ -45,13 +45,12 @@ def list_runs(request: Request, status: Status | None = Query(None), dataset: st
 
 @router.post("", status_code=201, summary="Queue a run of a valid spec; a worker process trains it")
 def create_run(request: Request, body: RunCreate) -> dict:
-    spec, _ = valid_spec(body.spec)
+    prepared = valid_spec(body.spec)
     pool = request.app.state.pool
     if pool is None:
-        raise StoreError("this server has no workers (started with --workers 0); start runs with `layerlab train`")
+        raise Conflict("this server has no workers (started with --workers 0); start runs with `layerlab train`")
     store = _store(request)
-    run_id = store.create_run(spec.to_dict(), name=body.name or spec.name, seed=spec.train.seed,
-                              model=spec.model_label())
+    run_id = prepared.create_run(store, name=body.name)
     pool.submit(run_id)
     return run_summary(store.get_run(run_id))
 
@@ -80,7 +79,7 @@ def stop_run(request: Request, run_id: int = RunId) -> dict:
     store = _store(request)
     run = store.get_run(run_id)
     if run["status"] not in ACTIVE_STATUSES:
-        raise StoreError(f"run {run_id} is {run['status']}, not running: nothing to stop")
+        raise RunConflict(f"run {run_id} is {run['status']}, not running: nothing to stop")
     store.request_stop(run_id)
     return run_summary(store.get_run(run_id))
 

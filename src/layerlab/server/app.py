@@ -1,9 +1,10 @@
 """The FastAPI application: middleware, error mapping, the page, static files and the API routers.
 
 ``create_app`` wires one store, one worker pool and one data cache into the app's state.
-User errors become 4xx responses with the library's own message (``{"detail": ...}``, plus
-``problems`` for a spec): a missing run or data set is 404, a run in the wrong state 409,
-any other ``LayerlabError`` 400, a malformed request 422, an oversized body 413.
+User errors become responses with the library's own message (``{"error": TYPE, "detail": ...}``,
+plus ``problems`` for a spec) and the status their type declares (``errors.py``: a missing
+run or data set is 404, a run in the wrong state or a data set not fetched 409, an invalid
+spec 400, an unusable store 503); a malformed request is 422, an oversized body 413.
 """
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ from fastapi import FastAPI, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 
-from ..cli_support import json_safe
-from ..errors import DataError, LayerlabError, SpecError, StoreError
+from ..cli_support import error_json, json_safe
+from ..errors import LayerlabError
 from . import api_catalogue, api_runs
 from .assets import load_assets
 from .datacache import DataCache
@@ -47,21 +48,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
-
-
-def _error_status(exc: LayerlabError) -> int:
-    text = str(exc)
-    if isinstance(exc, StoreError):
-        if "not found" in text or "has no artifact" in text:
-            return 404
-        if "cannot go from" in text or "is running" in text or "not running" in text or "no workers" in text:
-            return 409
-        if "failed:" in text:
-            return 503
-        return 400
-    if isinstance(exc, DataError) and text.startswith("unknown data set"):
-        return 404
-    return 400
 
 
 def create_app(store=None, *, token: str | None = None, workers: int = 2, allowed_hosts: tuple[str, ...] | None = None,
@@ -137,12 +123,7 @@ def _version() -> str:
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(LayerlabError)
     async def layerlab_error(request: Request, exc: LayerlabError):
-        body: dict[str, Any] = {"detail": str(exc)}
-        if isinstance(exc, SpecError):
-            body["problems"] = [p.to_dict() for p in exc.problems]
-            if len(exc.problems) > 1:
-                body["detail"] = f"invalid spec: {len(exc.problems)} problems: " + "; ".join(map(str, exc.problems))
-        return SafeJSONResponse(body, status_code=_error_status(exc))
+        return SafeJSONResponse(error_json(exc), status_code=exc.http_status)  # by type, never by wording
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError):

@@ -1,29 +1,23 @@
 """Data sets the server keeps in memory: statistics, example images and untrained predictions.
 
-Loading Fashion-MNIST takes about 0.3 s, so the last few loaded data sets (keyed by every
-argument that changes their tensors) stay resident on the CPU. The server never downloads:
-a data set whose files are missing is a ``DataError`` that says how to fetch it. Test split
-subsets are chosen exactly as the trainer chooses them (``load_dataset(seed=0)``), so test
-example ``i`` here is test example ``i`` of a run.
+Loading Fashion-MNIST takes about 0.3 s, so the last few loaded data sets (keyed by their
+``DataSpec``) stay resident on the CPU. The server never downloads: a data set whose files
+are missing is ``DataUnavailable``, which says how to fetch it. Data are loaded by
+``DataSpec.load``, as the trainer loads them, so test example ``i`` here is test example
+``i`` of a run.
 """
 from __future__ import annotations
 
-import json
 import threading
 from collections import OrderedDict
 
-from ..data import DATASETS, ResidentDataset, get_info, load_dataset, locate
-from ..errors import DataError
+from ..data import DATASETS, ResidentDataset, available, get_info
+from ..errors import DataError, DataUnavailable
+from ..spec import DataSpec
 
 __all__ = ["DataCache", "dataset_json", "available", "PREDICTION_COUNT"]
 
 PREDICTION_COUNT = 20  # the trainer's default: the first 20 test examples get prediction snapshots
-
-
-def available(name: str) -> bool:
-    """Whether the data set can be loaded without downloading."""
-    info = get_info(name)
-    return info.source != "files" or locate(name) is not None
 
 
 def dataset_json(name: str) -> dict:
@@ -40,20 +34,23 @@ def dataset_json(name: str) -> dict:
 
 
 class DataCache:
-    """The last ``size`` loaded data sets, one load at a time per key."""
+    """The last ``size`` loaded data sets, keyed by their ``DataSpec``; one load at a time per key."""
 
     def __init__(self, size: int = 3):
         self.size = size
-        self._items: OrderedDict[tuple, ResidentDataset] = OrderedDict()
+        self._items: OrderedDict[str, ResidentDataset] = OrderedDict()
         self._lock = threading.Lock()
-        self._loading: dict[tuple, threading.Lock] = {}
+        self._loading: dict[str, threading.Lock] = {}
 
-    def get(self, dataset: str, *, normalize: str = "-1..1", train_size: int | None = None,
-            test_size: int | None = None, val_fraction: float = 0.0, options: dict | None = None) -> ResidentDataset:
+    def get(self, dataset: str, **fields) -> ResidentDataset:
+        """Data set ``dataset`` with ``DataSpec`` fields (normalize, train_size, ...), on the CPU."""
         if dataset not in DATASETS:
-            get_info(dataset)  # raises the catalogue's DataError
-        key = (dataset, normalize, train_size, test_size, float(val_fraction),
-               json.dumps(options or {}, sort_keys=True, default=str))
+            get_info(dataset)  # raises the catalogue's UnknownDataset
+        return self.for_data_spec(DataSpec(dataset=dataset, **fields))
+
+    def for_data_spec(self, data_spec: DataSpec) -> ResidentDataset:
+        """The data a run of ``data_spec`` trains on, loaded by ``DataSpec.load`` like the trainer's."""
+        key = data_spec.model_dump_json()
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)
@@ -63,9 +60,10 @@ class DataCache:
             with self._lock:
                 if key in self._items:
                     return self._items[key]
-            data = load_dataset(dataset, normalize=normalize, device="cpu", train_size=train_size,
-                                test_size=test_size, val_fraction=val_fraction, seed=0, options=options,
-                                download=False)
+            unavailable = data_spec.problems()
+            if unavailable:
+                raise DataUnavailable(unavailable)
+            data = data_spec.load(device="cpu")
             data.stats()  # computed once, while we are here
             with self._lock:
                 self._items[key] = data
@@ -76,16 +74,11 @@ class DataCache:
 
     def for_spec(self, spec) -> ResidentDataset:
         """The data set a ``Spec`` trains on, as its trainer loads it."""
-        d = spec.data
-        return self.get(d.dataset, normalize=d.normalize, train_size=d.train_size, test_size=d.test_size,
-                        val_fraction=d.val_fraction, options=d.options)
+        return self.for_data_spec(spec.data)
 
-    def for_spec_data(self, data: dict) -> ResidentDataset:
+    def for_spec_data(self, data: dict | None) -> ResidentDataset:
         """Same, from a stored run's spec data (``spec["data"]``)."""
-        data = data or {}
-        return self.get(data.get("dataset", "fashion-mnist"), normalize=data.get("normalize", "-1..1"),
-                        train_size=data.get("train_size"), test_size=data.get("test_size"),
-                        val_fraction=data.get("val_fraction", 0.0) or 0.0, options=data.get("options") or {})
+        return self.for_data_spec(DataSpec.model_validate(data or {}))
 
     def clear(self) -> None:
         with self._lock:

@@ -7,27 +7,23 @@ step 0.
 from __future__ import annotations
 
 from ..builder import build
-from ..errors import SpecError
-from ..shapes import CheckResult
-from ..spec import Spec, resolve_objective
+from ..prepare import PreparedRun
 from .datacache import PREDICTION_COUNT, DataCache
 
 __all__ = ["initial_predictions"]
 
 
-def initial_predictions(spec: Spec, result: CheckResult, cache: DataCache) -> dict:
+def initial_predictions(prepared: PreparedRun, cache: DataCache) -> dict:
     """``{task, classes, predictions: [{index, label, top: [[class, prob] x3], correct}, ...]}``."""
     from ..train.evaluate import predict_examples
     from ..train.losses import make_objective
 
-    if not result.valid:
-        raise SpecError(result.problems)
+    spec = prepared.spec
     data = cache.for_spec(spec)
     info = data.info
-    task, loss = resolve_objective(spec.train, info)
-    objective = make_objective(task, loss, num_classes=info.num_classes,
+    objective = make_objective(prepared.task, prepared.loss, num_classes=info.num_classes,
                                last_layer=spec.model[-1].kind if spec.model else None)
-    model = build(spec, result=result)
+    model = build(spec, result=prepared.check)
     indices = list(range(min(PREDICTION_COUNT, len(data.test))))
     items = predict_examples(model, data, indices, objective=objective)
     out = {"step": 0, "examples": 0, "task": objective.task, "predictions": items}

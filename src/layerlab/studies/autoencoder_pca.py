@@ -25,7 +25,7 @@ import numpy as np
 
 from ..spec import spec_data
 from ..textfmt import pct
-from .common import Member, Timer, dataset_of, finite, fmt, out_dir_for, run_members, study_record, \
+from .common import Member, Timer, finite, fmt, out_dir_for, run_members, study_record, \
     trained_model
 from .record import StudyResult, Table, finish_record
 
@@ -73,14 +73,14 @@ def run(store, *, quick: bool = False, out_dir: str | Path | None = None, worker
     member = Member("autoencoder", data, {"model": "autoencoder"})
     size = "all" if opts["train_size"] is None else f"{opts['train_size']:,}"
     title = f"{opts['dataset']}, {size} training examples, {opts['epochs']:g} epochs"
-    with study_record(store, NAME, title=title, options=opts, dataset=opts["dataset"]) as rid:
+    with study_record(store, NAME, title=title, options=opts, dataset=opts["dataset"], members=[member]) as rid:
         run_members(store, rid, "study", [member], workers=workers, ray=ray)
         out = out_dir_for(out_dir, f"{NAME}-{rid}")
         if member.status != "finished":
             raise RuntimeError(f"the autoencoder run {member.run_id} ended {member.status}: "
                                f"{member.diagnosis or member.error}")
         spec, model = trained_model(store, member.run_id)
-        ds = dataset_of(spec)
+        ds = spec.data.load()
         encoder, width = _encoder(model, spec)
         names = list(ds.info.class_names) or [str(i) for i in range(ds.info.num_classes or 0)]
 

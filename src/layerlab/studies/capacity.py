@@ -69,12 +69,10 @@ def run(store, *, quick: bool = False, out_dir: str | Path | None = None, worker
         members.append(Member(label, spec, {"hidden": hidden, "groups": groups}))
     title = (f"{opts['dataset']}, {opts['train_size']:,} training examples, {opts['epochs']:g} epochs, "
              f"Adam lr 0.001")
-    with study_record(store, NAME, title=title, options=opts, dataset=opts["dataset"]) as rid:
+    with study_record(store, NAME, title=title, options=opts, dataset=opts["dataset"], members=members) as rid:
         run_members(store, rid, "study", members, workers=workers, ray=ray)
         out = out_dir_for(out_dir, f"{NAME}-{rid}")
-        from .common import dataset_of
-        from ..spec import load_spec
-        data = dataset_of(load_spec(members[0].spec))  # the same subset for every member
+        data = members[0].prepared.load_data()  # the same subset for every member
         runs = []
         for m in members:
             on_train = evaluate_run(store, m.run_id, "train", data=data) if m.status == "finished" else {}

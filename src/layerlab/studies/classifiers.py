@@ -48,7 +48,7 @@ def run(store, *, quick: bool = False, out_dir: str | Path | None = None, worker
             members.append(Member(f"{model} · {opt_name}", data, {"model": model, "optimizer": opt_name}))
     size = "all" if opts["train_size"] is None else f"{opts['train_size']:,}"
     title = f"{opts['dataset']}, {size} training examples, {opts['epochs']:g} epoch(s)"
-    with study_record(store, NAME, title=title, options=opts, dataset=opts["dataset"]) as rid:
+    with study_record(store, NAME, title=title, options=opts, dataset=opts["dataset"], members=members) as rid:
         run_members(store, rid, "study", members, workers=workers, ray=ray)
         out = out_dir_for(out_dir, f"{NAME}-{rid}")
         result = StudyResult(kind="study", name=NAME, record_id=rid, runs=[m.run_id for m in members], options=opts,

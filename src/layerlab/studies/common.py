@@ -1,9 +1,11 @@
 """What every sweep and study shares: queueing member runs, running them, reading them back.
 
-``run_members`` is the one path: validate each spec, create its queued run in the store
-(named after the record, tagged as a member), execute them all (inline, pool or Ray; see
-``executors``), then read each run back *from the store* — status, results, diagnosis, metric
-series — so a study's numbers are what anyone else looking at the store would see.
+``prepare_members`` checks every member's spec with ``prepare_run`` (the one path from a spec
+to a run) before anything is written: a study's record and its members' runs exist only
+when every member passed. ``run_members`` then creates each member's queued run (named after
+the record, tagged as a member), executes them all (inline, pool or Ray; see ``executors``),
+and reads each run back *from the store* — status, results, diagnosis, metric series — so a
+study's numbers are what anyone else looking at the store would see.
 """
 from __future__ import annotations
 
@@ -15,12 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from ..errors import InvalidSpec, spec_error
+from ..prepare import PreparedRun, prepare_run
 from ..spec import load_spec
 from .executors import Trial, check_executor, execute
 from .record import add_member, create_record, fail_record
 
-__all__ = ["Member", "run_members", "read_member", "out_dir_for", "fmt", "finite", "Timer",
-           "study_record", "trained_model", "weights_of", "dataset_of", "evaluate_run", "last_predictions"]
+__all__ = ["Member", "prepare_members", "run_members", "read_member", "out_dir_for", "fmt", "finite", "Timer",
+           "study_record", "trained_model", "weights_of", "evaluate_run", "last_predictions"]
 
 CURVE_METRICS = ("cost", "test_loss", "train_accuracy", "test_accuracy")
 
@@ -38,6 +42,7 @@ class Member:
     diagnosis: str | None = None
     error: str | None = None
     series: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
+    prepared: PreparedRun | None = field(default=None, repr=False)
 
     def get(self, key: str, default=None):
         v = self.results.get(key, default)
@@ -49,18 +54,31 @@ def _number(v):
     return {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}.get(v, v)
 
 
+def prepare_members(members: list[Member]) -> None:
+    """``prepare_run`` every member; InvalidSpec with every member's problems (each naming its member)."""
+    problems = []
+    for m in members:
+        if m.prepared is not None:
+            continue
+        try:
+            m.prepared = prepare_run(m.spec)
+        except InvalidSpec as exc:
+            problems += [p.with_context(m.label) for p in exc.problems]
+    if problems:
+        raise spec_error(problems)
+
+
 def run_members(store, record_id: int, kind: str, members: list[Member], *, workers: int = 1,
                 ray: str | None = None, train_options: dict | None = None,
                 on_done: Callable[[Member], None] | None = None, name_prefix: str | None = None) -> list[Member]:
-    """Queue, execute and read back ``members`` (their specs are validated before anything runs)."""
+    """Queue, execute and read back ``members`` (prepared first, if ``prepare_members`` was not called)."""
     check_executor(workers, ray)
-    specs = [load_spec(m.spec) for m in members]  # every SpecError before the first run starts
+    prepare_members(members)
     prefix = name_prefix or f"{kind} {record_id}"
     trials = []
-    for i, (m, spec) in enumerate(zip(members, specs)):
-        m.spec = spec.to_dict()
-        m.run_id = store.create_run(m.spec, name=f"{prefix} #{i + 1} · {m.label}"[:200], seed=spec.train.seed,
-                                    model=spec.model_label())
+    for i, m in enumerate(members):
+        m.spec = m.prepared.spec.to_dict()
+        m.run_id = m.prepared.create_run(store, name=f"{prefix} #{i + 1} · {m.label}"[:200])
         add_member(store, record_id, m.run_id, kind=kind, index=i, values=m.values, label=m.label)
         trials.append(Trial(m.run_id, m.spec, m.label, train_options))
     by_id = {m.run_id: m for m in members}
@@ -125,8 +143,12 @@ class Timer:
 
 
 @contextmanager
-def study_record(store, name: str, *, title: str, options: dict, dataset: str):
-    """Create the record run of study ``name``; mark it failed if the body raises."""
+def study_record(store, name: str, *, title: str, options: dict, dataset: str, members: list[Member]):
+    """Prepare every member, then create the record run of study ``name``; mark it failed if the body raises.
+
+    A member that cannot run raises InvalidSpec here, before the record or any run exists.
+    """
+    prepare_members(members)
     spec = {"name": f"study {name}", "study": name, "options": options, "data": {"dataset": dataset}}
     rid = create_record(store, kind="study", name=name, spec=spec, title=title)
     try:
@@ -153,19 +175,11 @@ def weights_of(store, run_id: int) -> dict:
     return load(store.get_artifact(run_id, WEIGHTS_ARTIFACT))
 
 
-def dataset_of(spec, device: str = "cpu"):
-    """The resident data set a run of ``spec`` trained on (as the trainer loads it)."""
-    from ..data import load_dataset
-    d = spec.data
-    return load_dataset(d.dataset, normalize=d.normalize, device=device, train_size=d.train_size,
-                        test_size=d.test_size, val_fraction=d.val_fraction, seed=0, options=d.options)
-
-
 def evaluate_run(store, run_id: int, split: str = "train", data=None) -> dict:
     """Loss and accuracy of the run's final weights on a whole split (e.g. train, for the overfitting gap)."""
     from ..train import evaluate
     spec, model = trained_model(store, run_id)
-    data = data if data is not None else dataset_of(spec)
+    data = data if data is not None else spec.data.load()
     return evaluate(model, data, split=split)
 
 

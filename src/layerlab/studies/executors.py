@@ -60,11 +60,9 @@ def run_trial(store, trial: Trial, threads: int | None = None) -> dict:
     import torch
     if threads is not None:
         torch.set_num_threads(max(1, threads))
-    from ..spec import load_spec
     from ..train import train
     try:
-        spec = load_spec(trial.spec)
-        results = train(spec, store=store, run_id=trial.run_id, **(trial.options or {}))
+        results = train(trial.spec, store=store, run_id=trial.run_id, **(trial.options or {}))
     except Exception as exc:  # noqa: BLE001 — one failed trial must not sink the sweep
         log.warning("trial run %s failed: %s", trial.run_id, exc)
         try:

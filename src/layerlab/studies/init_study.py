@@ -21,9 +21,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from ..spec import load_spec, resolve_objective, spec_data
+from ..spec import resolve_objective, spec_data
 from ..textfmt import pct
-from .common import (Member, Timer, dataset_of, finite, fmt, out_dir_for, run_members, study_record,
+from .common import (Member, Timer, finite, fmt, out_dir_for, run_members, study_record,
                      weights_of)
 from .record import StudyResult, Table, finish_record
 
@@ -44,7 +44,7 @@ def first_step_grad_norms(spec, steps: int, data=None) -> dict[str, list[float]]
     from ..builder import build
     from ..train import make_objective, make_optimizer
     from ..train.diagnose import layer_modules
-    data = data if data is not None else dataset_of(spec)
+    data = data if data is not None else spec.data.load()
     task, loss = resolve_objective(spec.train, data.info)
     objective = make_objective(task, loss, num_classes=data.info.num_classes,
                                last_layer=spec.model[-1].kind if spec.model else None)
@@ -94,15 +94,15 @@ def run(store, *, quick: bool = False, out_dir: str | Path | None = None, worker
         members.append(Member(label, data, {"init": label}))
     size = "all" if opts["train_size"] is None else f"{opts['train_size']:,}"
     title = f"{opts['preset']} on {opts['dataset']}, {size} training examples, {opts['epochs']:g} epoch(s)"
-    with study_record(store, NAME, title=title, options=opts, dataset=opts["dataset"]) as rid:
+    with study_record(store, NAME, title=title, options=opts, dataset=opts["dataset"], members=members) as rid:
         run_members(store, rid, "study", members, workers=workers, ray=ray)
         out = out_dir_for(out_dir, f"{NAME}-{rid}")
-        spec0 = load_spec(members[0].spec)
-        data = dataset_of(spec0)
+        spec0 = members[0].prepared.spec
+        data = members[0].prepared.load_data()
         grad_norms, rows_metrics = {}, []
         wall = time.time()
         for m in members:
-            norms = first_step_grad_norms(load_spec(m.spec), opts["steps"], data=data)
+            norms = first_step_grad_norms(m.prepared.spec, opts["steps"], data=data)
             grad_norms[m.label] = norms
             for layer, values in norms.items():
                 rows_metrics += [(f"grad_norm/{m.label}/{layer}", i + 1, (i + 1) * spec0.train.batch_size, wall, v)

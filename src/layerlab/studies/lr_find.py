@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import LayerlabError
-from ..spec import apply_overrides, load_spec, resolve_objective, spec_data
+from ..prepare import prepare_run
 from .common import Timer, out_dir_for
 from .record import StudyResult, Table, create_record, fail_record, finish_record
 
@@ -50,24 +50,26 @@ def suggest(lrs: list[float], smoothed: list[float], *, skip_start: int = 5, ski
     return out
 
 
-def range_test(spec, *, start: float = 1e-7, end: float = 10.0, steps: int = 100, beta: float = 0.98,
-               stop_factor: float = 4.0, device: str | None = None, data=None) -> dict:
-    """Run the test on a ``Spec``; return ``{"lr", "loss", "smoothed", "stopped_at", ...suggest()}``."""
-    import torch
-    from ..builder import build
-    from ..data import load_dataset
-    from ..train import make_objective, make_optimizer, resolve_device
+def _check_range(start: float, end: float, steps: int) -> None:
     if not 0 < start < end:
         raise LayerlabError(f"the range test needs 0 < start < end. Received: start={start}, end={end}")
     if steps < 10:
         raise LayerlabError(f"The 'steps' parameter of lr_find must be an integer >= 10. Got {steps!r} instead.")
+
+
+def range_test(spec, *, start: float = 1e-7, end: float = 10.0, steps: int = 100, beta: float = 0.98,
+               stop_factor: float = 4.0, device: str | None = None, data=None) -> dict:
+    """Run the test on a ``Spec`` or ``PreparedRun``; return ``{"lr", "loss", "smoothed", "stopped_at", ...suggest()}``."""
+    import torch
+    from ..builder import build
+    from ..train import make_objective, make_optimizer, resolve_device
+    _check_range(start, end, steps)
+    prepared = prepare_run(spec, need_data=data is None)
+    spec = prepared.spec
     dev = resolve_device(device or spec.train.device)
-    d = spec.data
     if data is None:
-        data = load_dataset(d.dataset, normalize=d.normalize, device=dev, train_size=d.train_size,
-                            test_size=d.test_size, val_fraction=d.val_fraction, seed=0, options=d.options)
-    task, loss_name = resolve_objective(spec.train, data.info)
-    objective = make_objective(task, loss_name, num_classes=data.info.num_classes,
+        data = prepared.load_data(dev)
+    objective = make_objective(prepared.task, prepared.loss, num_classes=data.info.num_classes,
                                last_layer=spec.model[-1].kind if spec.model else None)
     model = build(spec).to(dev)
     model.train()
@@ -117,14 +119,13 @@ def lr_find(source: str | Path | dict, *, store, overrides: list[str] | None = N
             device: str | None = None) -> StudyResult:
     """The range test on a spec or preset, recorded in ``store``; see the module doc."""
     timer = Timer()
-    data = spec_data(source)
-    if overrides:
-        data = apply_overrides(data, overrides)
-    spec = load_spec(data)
+    _check_range(start, end, steps)
+    prepared = prepare_run(source, overrides)  # every problem before the record exists
+    spec = prepared.spec
     title = f"{spec.model_label()} on {spec.data.dataset} · {spec.train.optimizer}, batch {spec.train.batch_size}"
     rid = create_record(store, kind="lr-find", name="lr-find", spec=spec.to_dict(), title=title)
     try:
-        r = range_test(spec, start=start, end=end, steps=steps, stop_factor=stop_factor, device=device)
+        r = range_test(prepared, start=start, end=end, steps=steps, stop_factor=stop_factor, device=device)
         wall = time.time()
         bs = spec.train.batch_size
         rows = []

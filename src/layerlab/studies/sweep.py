@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import Problem, SpecError
-from ..spec import load_spec, set_path, spec_data
+from ..prepare import prepare_run
+from ..spec import set_path
 from .axes import Axis, axis_label, grid, parse_axes, sample, value_text
 from .executors import check_executor
 from ..textfmt import pct
-from .common import Member, Timer, finite, fmt, out_dir_for, run_members
+from .common import Member, Timer, finite, fmt, out_dir_for, prepare_members, run_members
 from .record import StudyResult, Table, create_record, fail_record, finish_record
 
 __all__ = ["sweep", "sweep_table", "sweep_figures"]
@@ -33,13 +34,10 @@ def sweep(source: str | Path | dict, axes: list[str] | list[Axis], *, store, ran
           out_dir: str | Path | None = None, on_done: Callable[[Member], None] | None = None,
           title: str | None = None) -> StudyResult:
     """Run a grid (or ``random`` sampled) sweep of ``source`` over ``axes``; see the module doc."""
-    from ..spec import apply_overrides
     timer = Timer()
     check_executor(workers, ray)
-    base = spec_data(source)
-    if overrides:
-        base = apply_overrides(base, overrides)
-    base_spec = load_spec(base)
+    base_spec = prepare_run(source, overrides).spec  # the base's own problems, as `train` would list them
+    base = base_spec.to_dict()
     axes = list(axes) if all(isinstance(a, Axis) for a in axes) else parse_axes(list(axes))
     if not axes:
         raise SpecError(Problem("a sweep needs at least one --set path=v1,v2,...", "e.g. --set train.lr=1e-3,1e-2,0.1"))
@@ -49,12 +47,7 @@ def sweep(source: str | Path | dict, axes: list[str] | list[Axis], *, store, ran
     for values in combos:
         data = _apply(base, values)
         members.append(Member(label=_label(values, paths), spec=data, values=values))
-    for m in members:  # every problem before any run exists
-        try:
-            load_spec(m.spec)
-        except SpecError as exc:
-            raise SpecError([Problem(f"with {m.label}: {p.message}", p.hint, p.layer, p.kind, p.field)
-                             for p in exc.problems]) from None
+    prepare_members(members)  # every trial's problems before any run exists
     what = " × ".join(axis_label(p, paths) for p in paths)
     title = title or f"{base_spec.model_label()} on {base_spec.data.dataset} · {what}" + \
         (f" · random {random}" if random else "")

@@ -64,7 +64,7 @@ def run(store, *, quick: bool = False, out_dir: str | Path | None = None, worker
         members.append(Member("convnet, zeros init", _spec("toy-convnet", fn, seed=0, init="zeros", **common),
                               {"function": fn, "model": "convnet-zeros"}))
     title = f"{opts['seeds']} convnet seeds, {opts['epochs']:g} epochs of {opts['n_train']} examples"
-    with study_record(store, NAME, title=title, options=opts, dataset="toy-functions") as rid:
+    with study_record(store, NAME, title=title, options=opts, dataset="toy-functions", members=members) as rid:
         run_members(store, rid, "study", members, workers=workers, ray=ray,
                     train_options={"predictions": opts["n_test"]})
         out = out_dir_for(out_dir, f"{NAME}-{rid}")

@@ -15,6 +15,7 @@ from typing import Callable
 import torch
 
 from ..errors import Problem, SpecError
+from ..spec import optimizer_problems
 
 __all__ = ["Optimizer", "OPTIMIZERS", "make_optimizer"]
 
@@ -29,10 +30,7 @@ class Optimizer:
 
 
 def _sgd(t, *, momentum: bool = True, nesterov: bool = False) -> dict:
-    if nesterov and t.momentum <= 0:
-        raise SpecError(Problem(f"The 'momentum' parameter of nesterov must be a float in the range (0, 1). "
-                                f"Got {t.momentum!r} instead.", "set train.momentum, e.g. 0.9",
-                                field="train.momentum"))
+    # nesterov's momentum > 0 is checked with the spec (spec.OPTIMIZER_CONSTRAINTS), before any run.
     kw = {"lr": t.lr, "weight_decay": t.weight_decay}
     if momentum:
         kw.update(momentum=t.momentum, nesterov=nesterov)
@@ -75,6 +73,9 @@ def make_optimizer(params, train, *, fused: bool | None = None) -> torch.optim.O
     if entry is None:
         raise SpecError(Problem(f"unknown optimizer {train.optimizer!r}", f"use one of: {', '.join(OPTIMIZERS)}",
                                 field="train.optimizer"))
+    constraints = optimizer_problems(train)  # parse_spec checks these too; a hand-made TrainSpec may not be
+    if constraints:
+        raise SpecError(constraints)
     params = list(params)
     kwargs = entry.kwargs(train)
     if entry.fusable and fused is not False and params:

@@ -31,15 +31,15 @@ from typing import Callable
 import torch
 
 from ..builder import build
-from ..errors import LayerlabError, SpecError, StoreError
-from ..shapes import check
-from ..spec import Spec, load_spec, resolve_objective
+from ..errors import LayerlabError, RunConflict, StoreError
+from ..prepare import PreparedRun, prepare_run
+from ..spec import Spec
 from .checkpoint import CHECKPOINT_ARTIFACT, WEIGHTS_ARTIFACT, Checkpoint, pack_checkpoint, read_position, \
     unpack_checkpoint, weights_bytes
 from .diagnose import Evidence, Watch, explain_divergence, instrumented_step, loss_event, probe, zero_init
 from .evaluate import autocast, evaluate, json_number, json_safe, measure_inference, predict_examples, worst_examples
 from .losses import make_objective
-from .optim import OPTIMIZERS, make_optimizer
+from .optim import make_optimizer
 from .plan import Plan, make_plan
 from .record import Recorder
 from .schedules import lr_at
@@ -85,7 +85,6 @@ class Position:
     best_test_accuracy: float | None = None
     step0_test_accuracy: float | None = None
     step0_test_loss: float | None = None
-    last_eval: dict = field(default_factory=dict)
     last_cost: float | None = None
     last_train_accuracy: float | None = None
     history: list = field(default_factory=list)
@@ -94,11 +93,11 @@ class Position:
     options: dict = field(default_factory=dict)   # log_every, predictions: fixed for the run's life
 
 
-def train(spec: Spec | dict | str, *, store=None, run_id: int | None = None,
+def train(spec: PreparedRun | Spec | dict | str, *, store=None, run_id: int | None = None,
           on_event: Callable[[dict], None] | None = None, stop_event: threading.Event | None = None,
           device: str | torch.device | None = None, data=None, checkpoint_every: float = 10.0,
           log_every: int | None = None, predictions: int | list[int] = 20) -> dict:
-    """Train ``spec`` and return its results.
+    """Train ``spec`` (prepared by ``prepare_run`` unless it already is) and return its results.
 
     ``store``: a ``layerlab.store.Store`` to record the run in (None: nothing is persisted).
     ``run_id``: an existing queued run of that store to execute; None creates one.
@@ -112,8 +111,8 @@ def train(spec: Spec | dict | str, *, store=None, run_id: int | None = None,
     Checkpoints are written at step 0, at the end (or stop), and at the first log point after
     every ``checkpoint_every`` seconds.
     """
-    spec = spec if isinstance(spec, Spec) else load_spec(spec)
-    return _Trainer(spec, store=store, run_id=run_id, on_event=on_event, stop_event=stop_event, device=device,
+    prepared = prepare_run(spec, need_data=data is None)
+    return _Trainer(prepared, store=store, run_id=run_id, on_event=on_event, stop_event=stop_event, device=device,
                     data=data, checkpoint_every=checkpoint_every, log_every=log_every,
                     predictions=predictions).run()
 
@@ -130,8 +129,8 @@ def resume(run_id: int, *, store=None, on_event: Callable[[dict], None] | None =
         store = Store()
     run = store.get_run(run_id)
     if run["status"] not in ("interrupted", "stopped"):
-        raise StoreError(f"run {run_id} is {run['status']!r}; only interrupted or stopped runs can be resumed")
-    spec = load_spec(run["spec"])
+        raise RunConflict(f"run {run_id} is {run['status']!r}; only interrupted or stopped runs can be resumed")
+    prepared = prepare_run(run["spec"], need_data=data is None)
     try:
         ckpt = store.get_artifact(run_id, CHECKPOINT_ARTIFACT)
     except StoreError:
@@ -140,7 +139,7 @@ def resume(run_id: int, *, store=None, on_event: Callable[[dict], None] | None =
     metric_floor = max((r["step"] for r in store.metrics(run_id)), default=-1)
     event_floor = max((e["payload"].get("step", -1) for e in store.events(run_id, kinds=list(_STEP_EVENTS))
                        if isinstance(e["payload"], dict)), default=-1)
-    return _Trainer(spec, store=store, run_id=run_id, on_event=on_event, stop_event=stop_event,
+    return _Trainer(prepared, store=store, run_id=run_id, on_event=on_event, stop_event=stop_event,
                     device=device or run.get("device") or None, data=data, checkpoint_every=checkpoint_every,
                     resume_from=ckpt, floors=(metric_floor, event_floor), resume_status=run["status"]).run()
 
@@ -149,15 +148,12 @@ _STEP_EVENTS = ("prediction", "epoch", "diagnosis", "divergence")
 
 
 class _Trainer:
-    def __init__(self, spec: Spec, *, store, run_id, on_event, stop_event, device, data, checkpoint_every,
-                 log_every=None, predictions=20, resume_from: bytes | None = None, floors=(-1, -1),
-                 resume_status: str | None = None):
-        self.spec, self.store, self.run_id = spec, store, run_id
-        self.check = check(spec)
-        if not self.check.valid:
-            raise SpecError(self.check.problems)
-        OPTIMIZERS[spec.train.optimizer].kwargs(spec.train)  # a SpecError (nesterov without momentum) before any run
-        self.device = resolve_device(device or spec.train.device)
+    def __init__(self, prepared: PreparedRun, *, store, run_id, on_event, stop_event, device, data,
+                 checkpoint_every, log_every=None, predictions=20, resume_from: bytes | None = None,
+                 floors=(-1, -1), resume_status: str | None = None):
+        self.prepared, self.spec, self.check = prepared, prepared.spec, prepared.check
+        self.store, self.run_id = store, run_id
+        self.device = resolve_device(device or self.spec.train.device)
         if data is not None and torch.device(data.device).type != self.device.type:
             raise LayerlabError(f"the data are on {data.device} but the run trains on {self.device}")
         self.data = data
@@ -173,7 +169,7 @@ class _Trainer:
 
     def run(self) -> dict:
         if self.store is not None and self.run_id is None:
-            self.run_id = self.store.create_run(self.spec.to_dict(), device=str(self.device), versions=_versions())
+            self.run_id = self.prepared.create_run(self.store, device=str(self.device), versions=_versions())
         self.rec = Recorder(self.store, self.run_id, self.on_event, self.stop_event,
                             metric_floor=self.floors[0], event_floor=self.floors[1])
         devices = [self.device] if self.device.type == "cuda" else []
@@ -218,13 +214,9 @@ class _Trainer:
     def _setup(self) -> None:
         spec, t = self.spec, self.spec.train
         if self.data is None:
-            from ..data import load_dataset
-            d = spec.data
-            self.data = load_dataset(d.dataset, normalize=d.normalize, device=self.device, train_size=d.train_size,
-                                     test_size=d.test_size, val_fraction=d.val_fraction, seed=0, options=d.options)
+            self.data = self.prepared.load_data(self.device)
         info = self.data.info
-        task, loss = resolve_objective(t, info)
-        self.objective = make_objective(task, loss, num_classes=info.num_classes,
+        self.objective = make_objective(self.prepared.task, self.prepared.loss, num_classes=info.num_classes,
                                         last_layer=spec.model[-1].kind if spec.model else None)
         torch.manual_seed(t.seed)  # dropout; the caller's RNG is restored by fork_rng
         self.model = build(spec, result=self.check).to(self.device)
@@ -425,7 +417,6 @@ class _Trainer:
                 s.step0_test_accuracy = acc
             if s.best_test_accuracy is None or acc > s.best_test_accuracy:
                 s.best_test_accuracy = acc
-        s.last_eval = {"test_loss": ev["loss"], "test_accuracy": acc, "step": s.step, "examples": s.examples}
         if self.pred_indices:
             items = predict_examples(self.model, self.data, self.pred_indices, objective=self.objective, amp=self.amp)
             payload = {"step": s.step, "examples": s.examples, "task": self.objective.task, "predictions": items}
@@ -514,7 +505,8 @@ class _Trainer:
         torch.set_rng_state(ck.rng["torch"])
         if "cuda" in ck.rng and self.device.type == "cuda":
             torch.cuda.set_rng_state(ck.rng["cuda"], self.device)
-        self.pos = Position(**ck.position)
+        known = {f.name for f in dataclasses.fields(Position)}  # older checkpoints may hold retired fields
+        self.pos = Position(**{k: v for k, v in ck.position.items() if k in known})
         self.pos.history = [h for h in self.pos.history if not h["partial"]]  # a stop's row for its partial epoch
         self.watch = Watch.from_dict(self.pos.watch)
         self.session_start = time.perf_counter()

@@ -431,7 +431,7 @@ function applyCheck(result) {
   cards.forEach((card, i) => {
     const row = result.layers?.[i];
     const status = row?.status || 'unchecked';
-    card.classList.toggle('error', status === 'error' || problems.some((p) => p.layer === i && !objective(p, result)));
+    card.classList.toggle('error', status === 'error' || problems.some((p) => p.layer === i && !objective(p)));
     card.classList.toggle('unchecked', status === 'unchecked' && problems.length > 0);
     const mine = problems.filter((p) => p.layer === i);
     const warns = warnings.filter((w) => w.layer === i);
@@ -465,7 +465,7 @@ function applyCheck(result) {
   }
   // The loss card: what the model must end with, and problems about the end of the model.
   const info = state.datasets[state.draft.data.dataset];
-  const ends = problems.filter((p) => objective(p, result) || (p.layer === null && (p.field === 'model' || !p.field || p.field.startsWith('train.loss') || p.field.startsWith('train.task'))));
+  const ends = problems.filter((p) => objective(p) || (p.category === 'shape' && p.layer === null));
   dom.lossCard.classList.toggle('error', ends.length > 0);
   dom.lossShape.replaceChildren();
   if (result.loss) dom.lossShape.append(`${result.loss.replace('_', '-')} · needs `, h('b', {}, needText(info, result)));
@@ -478,12 +478,8 @@ function applyCheck(result) {
   dom.train.disabled = !result.valid;
 }
 
-// An objective problem (about what the model ends with), not a broken shape rule.
-function objective(p, result) {
-  if (p.layer === null || p.layer === undefined) return false;
-  const row = result.layers?.[p.layer];
-  return row && row.status === 'ok';
-}
+// An objective problem (what the model ends with against the loss), not a broken shape rule.
+const objective = (p) => p.category === 'objective';
 
 function needText(info, result) {
   if (!info) return '?';
@@ -512,7 +508,7 @@ function renderValidity(result) {
       h('span', { class: 'v-title' }, 'Invalid model'),
       ` — ${problems.length} problem${problems.length === 1 ? '' : 's'}; Train is disabled until it is fixed.`,
       h('ul', {}, problems.map((p) => h('li', {},
-        p.field && !p.message.startsWith('layer ') ? h('code', {}, p.field + ': ') : null, p.message,
+        p.where ? h('code', {}, p.where + ': ') : null, p.message,
         p.hint ? h('div', { class: 'fix' }, p.hint) : null)))));
   }
 }
