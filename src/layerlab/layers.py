@@ -57,7 +57,6 @@ class LayerKind:
     mult_adds: Callable[[Shape, Shape, dict], int] = lambda i, o, p: 0
     aliases: tuple[str, ...] = ()
     weighted: bool = False       # has weights an initialiser sets
-    nonlinear: bool = False      # an activation between two linear maps
 
     @cached_property
     def all_params(self) -> tuple[Param, ...]:
@@ -254,7 +253,7 @@ def _pool_kind(name: str, rank: int, cls, doc: str) -> LayerKind:
 
 def _activation(name: str, doc: str, factory, params: tuple[Param, ...] = ()) -> LayerKind:
     return LayerKind(name=name, category="activation", doc=doc, params=params, output_shape=_same,
-                     factory=factory, nonlinear=name not in ("linear",))
+                     factory=factory)
 
 
 _KINDS: list[LayerKind] = [

@@ -39,11 +39,6 @@ def _finite(points: Sequence[tuple[float, float]]) -> tuple[list[float], list[fl
     return xs, ys
 
 
-def _wants_log(values: list[float]) -> bool:
-    pos = [v for v in values if v > 0]
-    return len(pos) == len(values) and len(pos) > 1 and max(pos) / min(pos) > 100
-
-
 def curves_figure(series: dict[str, dict[str, list[tuple[float, float]]]], path: Path | str, *,
                   metrics: list[str], diverged: Sequence[str] = (), title: str = "",
                   xlabel: str = "examples trained", colours: dict[str, str] | None = None,

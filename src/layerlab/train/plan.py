@@ -35,10 +35,6 @@ class Plan:
         """Examples in the next batch, given those trained so far and the offset in the epoch."""
         return min(self.batch_size, self.n_train - epoch_pos, self.total_examples - examples)
 
-    def eval_due(self, before: int, after: int) -> bool:
-        """Whether a multiple of ``eval_every`` (or the end) lies in (before, after]."""
-        return after >= self.total_examples or after // self.eval_every > before // self.eval_every
-
 
 def _count_steps(n: int, bs: int, total: int) -> int:
     full, rest = divmod(total, n)
