@@ -386,7 +386,7 @@ def test_schema_version_is_recorded_and_checked(url):
         with store.engine.begin() as conn:
             assert conn.execute(sa.select(schema_version.c.version)).scalars().all() == [SCHEMA_VERSION]
             conn.execute(sa.update(schema_version).values(version=SCHEMA_VERSION + 1))
-    with pytest.raises(StoreError, match=f"schema version {SCHEMA_VERSION + 1}, newer than this layerlab's"):
+    with pytest.raises(StoreError, match=rf"written by a newer layerlab \(schema version {SCHEMA_VERSION + 1}\)"):
         Store(url)
 
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from ..errors import LayerlabError, StoreError
+from ..errors import LayerlabError, RunNotFound, StoreError
 from ..textfmt import pct
 
 __all__ = ["write_report", "render_report", "resolve_targets", "environment"]
@@ -55,7 +55,7 @@ def resolve_targets(store, targets: list[str | int]) -> list[int]:
             raise StoreError(f"cannot read the report target {text!r}: give a run or record id, a study name "
                              f"({', '.join(STUDIES)}), 'sweep', 'lr-find' or 'latest'")
         if not found:
-            raise StoreError(f"no {text} record in the store {store!r}; run `layerlab "
+            raise RunNotFound(f"no {text} record in the store {store!r}; run `layerlab "
                              f"{'study ' + text if text in STUDIES else text} ...` first")
         ids.append(int(found[0]["id"]))
     return ids

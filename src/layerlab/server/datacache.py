@@ -12,7 +12,7 @@ import threading
 from collections import OrderedDict
 
 from ..data import DATASETS, ResidentDataset, available, get_info
-from ..errors import DataError, DataUnavailable
+from ..errors import DataError, spec_error
 from ..spec import DataSpec
 
 __all__ = ["DataCache", "dataset_json", "available", "PREDICTION_COUNT"]
@@ -60,9 +60,9 @@ class DataCache:
             with self._lock:
                 if key in self._items:
                     return self._items[key]
-            unavailable = data_spec.problems()
-            if unavailable:
-                raise DataUnavailable(unavailable)
+            problems = data_spec.problems()
+            if problems:
+                raise spec_error(problems)  # DataUnavailable (409) when the files are all that is missing
             data = data_spec.load(device="cpu")
             data.stats()  # computed once, while we are here
             with self._lock:

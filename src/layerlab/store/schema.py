@@ -9,6 +9,8 @@ Portability choices, each on purpose:
 - Metric values use :class:`FaithfulFloat`: PostgreSQL stores NaN and +/-inf natively, but
   SQLite silently turns a bound NaN into NULL, so the column is nullable and NULL reads back
   as NaN (a metric value is never "missing").
+- Study records (sweeps, lr-find, studies) are runs too, told apart by ``runs.kind``
+  (:data:`RUN_KINDS`); a member run points at its record by ``runs.parent``.
 - Big row-id columns are ``BIGINT`` on PostgreSQL and ``INTEGER`` on SQLite, where only an
   ``INTEGER PRIMARY KEY`` is the auto-incrementing rowid. ``runs`` uses SQLite's
   ``AUTOINCREMENT`` so a deleted run's id is never handed to a new run.
@@ -36,6 +38,7 @@ from sqlalchemy.types import TypeDecorator
 
 __all__ = [
     "SCHEMA_VERSION",
+    "RUN_KINDS",
     "metadata",
     "schema_version",
     "runs",
@@ -45,8 +48,12 @@ __all__ = [
     "FaithfulFloat",
 ]
 
-# Bump when a table changes, and add the migration from the previous version to store.py.
-SCHEMA_VERSION = 1
+# Bump when a table changes, together with a new Alembic revision under migrations/versions/
+# (see migrate.py); the schema_version table keeps this number so older code refuses clearly.
+SCHEMA_VERSION = 2
+
+# What a run is: an ordinary (training) run, or the record run of a sweep, lr-find or study.
+RUN_KINDS = ("run", "sweep", "lr-find", "study")
 
 RowId = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -101,8 +108,12 @@ runs = Table(
     Column("step", BigInteger, nullable=False, default=0),
     Column("examples", BigInteger, nullable=False, default=0),
     Column("stop_requested", Boolean, nullable=False, default=False),
+    Column("kind", String(16), nullable=False, default="run", server_default="run"),  # one of RUN_KINDS
+    Column("parent", Integer, ForeignKey("runs.id", ondelete="SET NULL")),  # a member's record run
     Index("ix_runs_status", "status"),
     Index("ix_runs_dataset", "dataset"),
+    Index("ix_runs_kind", "kind"),
+    Index("ix_runs_parent", "parent"),
     sqlite_autoincrement=True,
 )
 

@@ -3,21 +3,27 @@
 The store knows runs, metric series, events and artifacts; a study is kept in those, with no
 table of its own:
 
-* **The record** is a run of its own (the *record run*) whose ``model`` column reads
-  ``sweep``, ``lr-find`` or ``study:<name>`` and whose name starts with that word
-  (``sweep 12: fc100-relu-fc10 · lr``). It is ``running`` while the study runs and
-  ``finished`` (or ``failed``) after; its ``spec`` is the base spec (sweeps, lr-find) or
+* **The record** is a run of its own (the *record run*) whose ``kind`` column says what it is
+  (``sweep``, ``lr-find`` or ``study``; ordinary runs are ``run``). Its ``model`` column
+  reads ``sweep``, ``lr-find`` or ``study:<name>`` and its name starts with that word
+  (``sweep 12: fc100-relu-fc10 · lr``), for people to read; the study's name is found by
+  that ``model`` text, the kind only by the column. It is ``running`` while the study runs
+  and ``finished`` (or ``failed``) after; its ``spec`` is the base spec (sweeps, lr-find) or
   ``{"name", "study", "options", "data"}`` (studies). It carries no training metrics of its own
   except what the study measures itself (lr-find's loss curve, the init study's per-step
   gradient norms).
-* **Membership**: each member (trial) run gets a ``study`` event
-  ``{"record": <record id>, "kind", "index", "values", "label"}``, and the record gets a
-  ``member`` event ``{"run_id", "index", "values", "label"}`` per member. Trial run names also say
-  it: ``sweep 12 #3 · lr=0.01``.
+* **Membership**: each member (trial) run's ``parent`` column is the record's id
+  (``store.list_runs(parent=record_id)`` lists them). Each member also gets a ``study`` event
+  ``{"record": <record id>, "kind", "index", "values", "label"}``, and the record a ``member``
+  event ``{"run_id", "index", "values", "label"}`` per member, which keep the index, values
+  and label. Trial run names also say it: ``sweep 12 #3 · lr=0.01``.
 * **Results**: the record's ``results`` (``Store.set_results``) and its ``study.json`` artifact
   (kind ``study``) hold the numbers and tables; each figure is a PNG artifact (kind
   ``figure``, name ``figures/<key>.png``), so ``layerlab report`` can rebuild the page from the
   store alone, on any machine that can reach it.
+
+Stores written before the ``kind``/``parent`` columns existed are upgraded when opened: both
+are filled in from the ``model`` markers and the ``study`` events.
 """
 from __future__ import annotations
 
@@ -30,10 +36,11 @@ from typing import Any
 from ..errors import StoreError
 
 __all__ = ["StudyResult", "Table", "create_record", "add_member", "finish_record", "fail_record",
-           "load_record", "find_records", "is_record", "STUDY_ARTIFACT", "record_kind"]
+           "load_record", "find_records", "is_record", "STUDY_ARTIFACT", "RECORD_KINDS", "record_kind"]
 
 STUDY_ARTIFACT = "study.json"
 FIGURE_PREFIX = "figures/"
+RECORD_KINDS = ("sweep", "lr-find", "study")  # the store's run kinds that are records
 
 
 @dataclass
@@ -82,13 +89,9 @@ class StudyResult:
 
 
 def record_kind(run: dict) -> str | None:
-    """``sweep``, ``lr-find``, ``study`` for a record run, None for an ordinary run."""
-    model = run.get("model") or ""
-    if model in ("sweep", "lr-find"):
-        return model
-    if model.startswith("study:"):
-        return "study"
-    return None
+    """``sweep``, ``lr-find``, ``study`` for a record run (its ``kind``), None for an ordinary run."""
+    kind = run.get("kind")
+    return kind if kind in RECORD_KINDS else None
 
 
 def is_record(run: dict) -> bool:
@@ -97,17 +100,21 @@ def is_record(run: dict) -> bool:
 
 def create_record(store, *, kind: str, name: str, spec: dict, title: str) -> int:
     """Create the running record run of a study; return its id."""
+    if kind not in RECORD_KINDS:
+        raise StoreError(f"unknown record kind {kind!r}; expected one of {', '.join(RECORD_KINDS)}")
     model = kind if kind in ("sweep", "lr-find") else f"study:{name}"
     versions = _versions()
     run_id = store.create_run(spec, name=f"{kind if kind != 'study' else 'study ' + name} …", status="running",
-                              model=model, versions=versions, device="cpu")
+                              model=model, versions=versions, device="cpu", kind=kind)
     label = f"{kind} {run_id}: {title}" if kind != "study" else f"study {name} {run_id}: {title}"
     store.rename_run(run_id, label[:200])
     return run_id
 
 
 def add_member(store, record_id: int, run_id: int, *, kind: str, index: int, values: dict, label: str) -> None:
+    """Make ``run_id`` a member of the record: its ``parent``, plus the ``study``/``member`` events."""
     values = _json_safe(values)
+    store.set_parent(run_id, record_id)
     store.add_event(run_id, "study", {"record": record_id, "kind": kind, "index": index, "values": values,
                                       "label": label})
     store.add_event(record_id, "member", {"run_id": run_id, "index": index, "values": values, "label": label})
@@ -154,17 +161,19 @@ def load_record(store, record_id: int) -> dict:
 
 
 def find_records(store, *, name: str | None = None, kind: str | None = None, limit: int = 50) -> list[dict]:
-    """Record runs, newest first; ``name`` a study name (``toy-functions``), ``kind`` sweep/lr-find/study."""
-    search = f"study:{name}" if name else (kind if kind in ("sweep", "lr-find") else "study:" if kind else None)
-    found = []
-    for run in store.list_runs(search=search, limit=max(limit * 4, 200)):
-        k = record_kind(run)
-        if k is None or (kind and k != kind):
-            continue
-        if name and run.get("model") != f"study:{name}":
-            continue
-        found.append(run)
-    return found[:limit]
+    """Record runs, newest first; ``name`` a study name (``toy-functions``), ``kind`` sweep/lr-find/study.
+
+    Queries the store by ``kind`` (and a study's name by its ``model`` text), so the newest
+    record is found however many member or other runs came after it.
+    """
+    if kind is not None and kind not in RECORD_KINDS:
+        raise StoreError(f"unknown record kind {kind!r}; expected one of {', '.join(RECORD_KINDS)}")
+    if name:
+        if kind not in (None, "study"):
+            return []  # only studies have names
+        return store.list_runs(kind="study", model=f"study:{name}", limit=limit)
+    found = [run for k in ([kind] if kind else RECORD_KINDS) for run in store.list_runs(kind=k, limit=limit)]
+    return sorted(found, key=lambda run: run["id"], reverse=True)[:limit]
 
 
 def members(store, record_id: int) -> list[dict]:
