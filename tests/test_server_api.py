@@ -53,6 +53,15 @@ def wait_status(client, run_id, statuses=("finished", "stopped", "diverged", "fa
     raise AssertionError(f"run {run_id} is still {run['status']} after {timeout} s")
 
 
+def wait_for(what: str, predicate, timeout: float = 30.0):
+    """Poll ``predicate`` until it is true (and return its value); fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
+        time.sleep(0.05)
+    return value
+
+
 def assert_4xx(resp, status=None, contains=None):
     assert 400 <= resp.status_code < 500, (resp.status_code, resp.text)
     if status is not None:
@@ -308,11 +317,25 @@ def test_bad_run_requests_are_4xx(client, method, path):
     assert_4xx(getattr(client, method)(path))
 
 
-def test_a_run_failing_at_data_load_is_marked_failed(client):
+def test_a_subset_larger_than_the_split_is_refused_before_a_run_exists(client):
     spec = {**TINY, "data": {"dataset": "digits", "test_size": 999999}}
+    body = assert_4xx(client.post("/api/runs", json={"spec": spec}), 400, "test_size")
+    assert [(p["field"], p["hint"]) for p in body["problems"]] == [
+        ("data.test_size", "set test_size to 359 or less, or leave it out for the whole split")]
+    assert client.get("/api/runs").json()["runs"] == []
+
+
+def test_a_run_failing_at_data_load_is_marked_failed(client, tmp_path, monkeypatch):
+    """Files that are there (so the run is accepted) but broken fail in the worker, and say why."""
+    monkeypatch.setenv("LAYERLAB_DATA", str(tmp_path / "data"))  # the worker process inherits it
+    (tmp_path / "data" / "mnist").mkdir(parents=True)
+    for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
+                 "t10k-labels-idx1-ubyte.gz"):
+        (tmp_path / "data" / "mnist" / name).write_bytes(b"not the real file")
+    spec = {**TINY, "data": {"dataset": "mnist"}, "model": ["flatten", {"fc": {"units": 10}}]}
     run_id = client.post("/api/runs", json={"spec": spec}).json()["id"]
     run = wait_status(client, run_id)
-    assert run["status"] == "failed" and "test_size" in run["error"]
+    assert run["status"] == "failed" and "mnist/train-images-idx3-ubyte.gz" in run["error"], run["error"]
 
 
 def test_pool_limits_concurrency_and_queued_runs_can_stop(client):
@@ -320,7 +343,6 @@ def test_pool_limits_concurrency_and_queued_runs_can_stop(client):
     first = client.post("/api/runs", json={"spec": slow}).json()["id"]
     second = client.post("/api/runs", json={"spec": TINY}).json()["id"]
     wait_status(client, first, statuses=("running",))
-    time.sleep(0.5)
     listed = {r["id"]: r for r in client.get("/api/runs").json()["runs"]}
     assert listed[second]["status"] == "queued" and listed[second]["queue_position"] == 1
     assert client.get("/api/health").json()["pool"] == {"workers": 1, "running": [first], "queued": [second]}
@@ -328,8 +350,11 @@ def test_pool_limits_concurrency_and_queued_runs_can_stop(client):
     assert_4xx(client.delete(f"/api/runs/{first}"), 409, "running")
     client.post(f"/api/runs/{first}/stop")
     assert wait_status(client, first)["status"] == "stopped"
-    time.sleep(0.6)  # the dispatcher must skip the stopped run
+    wait_for("the pool to drain", lambda: client.get("/api/health").json()["pool"]["queued"] == []
+             and client.get("/api/health").json()["pool"]["running"] == [])
     assert client.get(f"/api/runs/{second}").json()["status"] == "stopped"
+    statuses = [e["payload"]["status"] for e in client.get(f"/api/runs/{second}/events?kinds=status").json()["events"]]
+    assert statuses == ["queued", "stopped"]  # the dispatcher skipped it: it never ran
     assert client.get(f"/api/runs/{first}/predictions").json()["latest"] is not None
 
 

@@ -79,14 +79,25 @@ class DataSpec(BaseModel):
                             options=self.options, download=download)
 
     def problems(self) -> list[Problem]:
-        """Why this data cannot be loaded here without a download: [] when it can."""
-        from .data import available, search_dirs
-        if self.dataset not in DATASETS or available(self.dataset):
-            return []
-        dirs = "; ".join(str(d) for d in search_dirs(self.dataset))
-        return [Problem(f"data set {self.dataset!r} is not on this machine (looked in {dirs})",
-                        f"fetch it with `layerlab data fetch {self.dataset}`, or pick a data set from "
-                        "`layerlab data list`", field="data.dataset", category="data")]
+        """Why this data cannot be loaded as asked: subsets larger than the splits, files not here."""
+        from .data import available
+        info = DATASETS.get(self.dataset)
+        if info is None:
+            return []  # parse_spec names an unknown data set
+        out = []
+        if info.source != "generated":  # generated sets make as many examples as asked
+            for name, size in (("train_size", info.train_size), ("test_size", info.test_size)):
+                value = getattr(self, name)
+                if value is not None and value > size:
+                    out.append(Problem(f"must be at most {size} (the {name[:-5]} split of {info.name} has {size}), "
+                                       f"got {value}",
+                                       f"set {name} to {size} or less, or leave it out for the whole split",
+                                       field=f"data.{name}"))
+        if not available(self.dataset):
+            out.append(Problem(f"data set {self.dataset!r} is not on this machine (its files have not been fetched)",
+                               f"fetch it with `layerlab data fetch {self.dataset}`, or pick a data set from "
+                               "`layerlab data list`", field="data.dataset", category="data"))
+        return out
 
 
 class TrainSpec(BaseModel):
