@@ -12,28 +12,14 @@ import pickle
 import signal
 import socket
 import time
-import uuid
 
 import pytest
 import sqlalchemy as sa
 
+from store_backends import url  # noqa: F401  (a fixture: SQLite, and PostgreSQL when configured)
 from layerlab.errors import StoreError
 from layerlab.store import SCHEMA_VERSION, STATUSES, Store, resolve_url
 from layerlab.store.schema import artifacts, events, metrics, runs, schema_version
-
-PG_URL = os.environ.get("LAYERLAB_TEST_PG_URL")
-
-BACKENDS = [
-    pytest.param("sqlite", id="sqlite"),
-    pytest.param(
-        "postgres",
-        id="postgres",
-        marks=[
-            pytest.mark.postgres,
-            pytest.mark.skipif(not PG_URL, reason="LAYERLAB_TEST_PG_URL is not set (scripts/postgres.sh prints one)"),
-        ],
-    ),
-]
 
 SPEC = {
     "name": "mlp on mnist",
@@ -41,22 +27,6 @@ SPEC = {
     "model": ["flatten", {"fc": {"units": 128}}, "relu", {"fc": {"units": 10}}],
     "train": {"epochs": 2, "lr": 0.1, "seed": 7},
 }
-
-
-@pytest.fixture(params=BACKENDS)
-def url(request, tmp_path):
-    if request.param == "sqlite":
-        yield str(tmp_path / "runs.db")
-        return
-    schema = f"test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(resolve_url(PG_URL))
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    parsed = sa.engine.make_url(resolve_url(PG_URL))
-    yield parsed.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-    admin.dispose()
 
 
 @pytest.fixture

@@ -16,15 +16,14 @@ from __future__ import annotations
 import logging
 import math
 import multiprocessing as mp
-import os
 import shutil
 import sqlite3
-import uuid
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
+from store_backends import url  # noqa: F401  (a fixture: SQLite, and PostgreSQL when configured)
 from layerlab.errors import StoreError
 from layerlab.report.html import resolve_targets
 from layerlab.store import SCHEMA_VERSION, Store, resolve_url
@@ -34,30 +33,7 @@ from layerlab.studies.record import add_member, create_record, find_records, mem
 
 FIXTURE = Path(__file__).parent / "fixtures" / "store_v1.sqlite"
 V1_TABLES = ("schema_version", "runs", "metrics", "events", "artifacts")
-PG_URL = os.environ.get("LAYERLAB_TEST_PG_URL")
-BACKENDS = [
-    pytest.param("sqlite", id="sqlite"),
-    pytest.param("postgres", id="postgres", marks=[
-        pytest.mark.postgres,
-        pytest.mark.skipif(not PG_URL, reason="LAYERLAB_TEST_PG_URL is not set (scripts/postgres.sh prints one)")]),
-]
 SPEC = {"data": {"dataset": "digits"}, "model": ["flatten", {"fc": {"units": 10}}], "train": {"epochs": 1, "seed": 1}}
-
-
-@pytest.fixture(params=BACKENDS)
-def url(request, tmp_path):
-    if request.param == "sqlite":
-        yield str(tmp_path / "runs.db")
-        return
-    schema = f"test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(resolve_url(PG_URL))
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    parsed = sa.engine.make_url(resolve_url(PG_URL))
-    yield parsed.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-    admin.dispose()
 
 
 LOGGERS = ("alembic.runtime.migration", "layerlab.store.migrate")
