@@ -114,7 +114,7 @@ def run_layerlab(preset, bs, ds, examples: int, device, store) -> tuple[float, f
         t0 = time.perf_counter()
         results = train(spec, store=store, data=ds, device=device)
         times[n] = time.perf_counter() - t0
-        own = results["examples_per_sec"]
+        own = results.examples_per_sec
     short, full = examples // 4, examples
     return (full - short) / (times[full] - times[short]), own
 

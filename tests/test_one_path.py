@@ -198,7 +198,7 @@ def test_predict_grid_shows_the_examples_the_run_was_tested_on(tmp_path, store):
     from layerlab.train import train
     spec = variant(data={"test_size": 40}, train={"seed": 3, "examples": 128})
     results = train(spec, store=store, predictions=12)
-    run = store.get_run(results["run_id"])
+    run = store.get_run(results.run_id)
     preds = store.events(run["id"], kinds=["prediction"])[-1]["payload"]["predictions"]
     images, labels = run_test_images(prepare_run(run["spec"]).spec, [p["index"] for p in preds])
     assert labels == [p["label"] for p in preds]  # before: loaded with seed 3, another subset

@@ -18,14 +18,14 @@ from layerlab.studies.sweep import sweep
 @pytest.fixture(scope="module")
 def filled(tmp_path_factory):
     """A store with a sweep (one trial diverges), an lr-find and a study."""
-    from layerlab.studies import run_study
+    from layerlab.studies import InitOptions, run_study
     from layerlab.studies.lr_find import lr_find
     path = tmp_path_factory.mktemp("report")
     store = Store(path / "runs.db")
     sw = sweep("fc100-relu-fc10", ["train.lr=0.1,10"], store=store, out_dir=path,
                overrides=["data.train_size=1000", "data.test_size=300"])
     lf = lr_find("toy-linear", store=store, steps=40, out_dir=path)
-    st = run_study("init", store, quick=True, out_dir=path, steps=10, train_size=500)
+    st = run_study("init", store, InitOptions.quick(steps=10, train_size=500), out_dir=path)
     return store, sw, lf, st, path
 
 

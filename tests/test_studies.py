@@ -8,12 +8,14 @@ from __future__ import annotations
 import math
 
 import pytest
+from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from layerlab.cli_support import LabTyper
 from layerlab.errors import LayerlabError
 from layerlab.store import Store
-from layerlab.studies import STUDIES, get_study, run_study
+from layerlab.studies import (STUDIES, AutoencoderPcaOptions, CapacityOptions, ClassifiersOptions, InitOptions,
+                              ToyFunctionsOptions, get_study, run_study)
 from layerlab.studies.cli import register
 from layerlab.studies.record import find_records, load_record, members
 
@@ -152,6 +154,41 @@ def test_init_zero_init_leaves_hidden_weights_unchanged(store, out):
     # the per-step gradient norms are stored on the study's record run
     steps = store.series(result.record_id, "grad_norm/he/fc1")
     assert len(steps) == result.numbers["steps"]
+
+
+def test_study_options_are_typed_with_the_old_defaults(tmp_path):
+    # the same numbers as the dicts they replace: full and reduced (--quick) forms
+    assert ClassifiersOptions().model_dump() == {"dataset": "fashion-mnist", "epochs": 3, "train_size": None,
+                                                 "test_size": None, "batch_size": 64}
+    assert ClassifiersOptions.quick().model_dump() == {"dataset": "fashion-mnist", "epochs": 1, "train_size": 2000,
+                                                       "test_size": 500, "batch_size": 64}
+    assert CapacityOptions.quick().model_dump() == {"dataset": "fashion-mnist", "train_size": 500, "test_size": 500,
+                                                    "epochs": 8, "width": 100}
+    assert AutoencoderPcaOptions().model_dump() == {"dataset": "fashion-mnist", "train_size": None, "test_size": None,
+                                                    "epochs": 5, "k": 5, "show": 10}
+    assert InitOptions.quick().model_dump() == {"dataset": "fashion-mnist", "preset": "mnist-fc", "train_size": 2000,
+                                                "test_size": 500, "epochs": 1, "steps": 30}
+    assert ToyFunctionsOptions().model_dump() == {"seeds": 5, "epochs": 50, "n_train": 1000, "n_test": 200}
+    assert ClassifiersOptions.quick(dataset="mnist").dataset == "mnist"
+    assert {s.name: s.options for s in STUDIES.values()}["init"] is InitOptions
+    with pytest.raises(ValidationError):
+        ClassifiersOptions(epochs=0)
+    with pytest.raises(ValidationError):
+        InitOptions(stpes=10)
+    with pytest.raises(LayerlabError, match="takes CapacityOptions, not InitOptions"):
+        get_study("capacity").load().run(Store(tmp_path / "runs.db"), InitOptions())
+
+
+@pytest.mark.parametrize("opt,field,fix", [("epochs=0", "opt.epochs", "set epochs to more than 0"),
+                                           ("bogus=1", "opt.bogus", "remove 'bogus' or use one of: dataset"),
+                                           ("train_size=2.5", "opt.train_size", "write train_size as a whole number")])
+def test_cli_bad_study_option_exits_2_before_any_run(tmp_path, opt, field, fix):
+    from layerlab.cli import app
+    db = str(tmp_path / "runs.db")
+    result = CliRunner().invoke(app, ["study", "classifiers", "--opt", opt, "--db", db])
+    assert result.exit_code == 2, result.output
+    assert field in result.stderr and f"fix: {fix}" in result.stderr, result.stderr
+    assert Store(db).list_runs() == []  # no record, no member
 
 
 def test_unknown_study_is_a_clear_error():

@@ -34,22 +34,22 @@ def test_learning_rate_10_diverges_and_the_diagnosis_names_the_learning_rate(fas
     spec = load_spec("fc100-relu-fc10", overrides=SUBSET + ["train.lr=10", "train.momentum=0.9"])
     events = []
     results = train(spec, store=store, data=fashion, on_event=events.append)
-    run = store.get_run(results["run_id"])
-    assert results["status"] == run["status"] == "diverged"
-    text = results["diagnosis"]
+    run = store.get_run(results.run_id)
+    assert results.status == run["status"] == "diverged"
+    text = results.diagnosis
     assert text == run["diagnosis"]
     assert "learning rate 10 is too high" in text and "try lr ≤ 1" in text
-    assert f"at step {results['diverged_at_step']}" in text and "gradient norm grew" in text
-    assert results["examples"] < 2000  # stopped at once, not at the end of the budget
+    assert f"at step {results.diverged_at_step}" in text and "gradient norm grew" in text
+    assert results.examples < 2000  # stopped at once, not at the end of the budget
     assert any(e["type"] == "diagnosis" and e["kind"] == "diverged" for e in events)
     # the evidence: the gradient norm really grew over the replayed steps
-    norms = [r["grad_norm"] for r in results["evidence"]]
+    norms = [r["grad_norm"] for r in results.evidence]
     assert norms[-1] > 10 * norms[0]
     # the weights kept are finite (the last finite checkpoint), and so is the checkpoint
     model = build(spec)
-    load_weights(model, store.get_artifact(results["run_id"], WEIGHTS_ARTIFACT))
+    load_weights(model, store.get_artifact(results.run_id, WEIGHTS_ARTIFACT))
     assert all(torch.isfinite(p).all() for p in model.parameters())
-    assert CHECKPOINT_ARTIFACT in {a["name"] for a in store.list_artifacts(results["run_id"])}
+    assert CHECKPOINT_ARTIFACT in {a["name"] for a in store.list_artifacts(results.run_id)}
 
 
 def test_nan_probabilities_are_explained_not_crashed_on(store):
@@ -59,52 +59,52 @@ def test_nan_probabilities_are_explained_not_crashed_on(store):
                                                                  {"fc": {"units": 10}}],
                       "train": {"lr": 1e35, "momentum": 0.0, "epochs": 1}})
     results = train(spec, store=store, log_every=1)
-    assert results["status"] == "diverged"
-    assert "learning rate 1e35 is too high" in results["diagnosis"], results["diagnosis"]
-    last = store.events(results["run_id"], kinds=["prediction"])[-1]["payload"]
+    assert results.status == "diverged"
+    assert "learning rate 1e35 is too high" in results.diagnosis, results.diagnosis
+    last = store.events(results.run_id, kinds=["prediction"])[-1]["payload"]
     probs = [p for item in last["predictions"] for _, p in item["top"]]
     assert "NaN" in probs  # NaN is kept, written as the string "NaN" (standard JSON)
     assert all(isinstance(p, (float, str)) for p in probs)
-    assert results["test_accuracy"] < 0.3 < results["step0_test_accuracy"] + 0.3
+    assert results.test_accuracy < 0.3 < results.step0_test_accuracy + 0.3
 
 
 def test_stacked_linear_layers_are_mentioned_when_they_diverge(fashion):
     spec = load_spec("fc10-fc10", overrides=SUBSET + ["train.lr=10", "train.momentum=0.9"])
     results = train(spec, data=fashion, predictions=0)
-    assert results["status"] == "diverged"
-    assert "layer 2 (fc) and layer 3 (fc) have no activation between them" in results["diagnosis"]
+    assert results.status == "diverged"
+    assert "layer 2 (fc) and layer 3 (fc) have no activation between them" in results.diagnosis
 
 
 def test_all_zeros_init_is_reported_as_not_learning(fashion, store):
     spec = load_spec("fc100-relu-fc10", overrides=SUBSET + ["train.init=zeros"])
     results = train(spec, store=store, data=fashion)
-    assert results["status"] == "finished"
-    assert "all weights start at zero" in results["diagnosis"] and "he_normal" in results["diagnosis"]
-    assert store.get_run(results["run_id"])["diagnosis"] == results["diagnosis"]
-    assert store.series(results["run_id"], "grad_norm/fc1")[-1][1] == 0.0
-    kinds = [e["payload"]["kind"] for e in store.events(results["run_id"], kinds=["diagnosis"])]
+    assert results.status == "finished"
+    assert "all weights start at zero" in results.diagnosis and "he_normal" in results.diagnosis
+    assert store.get_run(results.run_id)["diagnosis"] == results.diagnosis
+    assert store.series(results.run_id, "grad_norm/fc1")[-1][1] == 0.0
+    kinds = [e["payload"]["kind"] for e in store.events(results.run_id, kinds=["diagnosis"])]
     assert kinds == ["zero_init"]
 
 
 def test_a_healthy_run_has_no_diagnosis(fashion):
     spec = load_spec("fc100-relu-fc10", overrides=SUBSET + ["train.init=he_normal", "train.lr=0.05"])
     results = train(spec, data=fashion, predictions=0)
-    assert results["status"] == "finished" and results["diagnosis"] is None
+    assert results.status == "finished" and results.diagnosis is None
 
 
 def test_a_flat_loss_is_reported():
     spec = load_spec({"data": {"dataset": "digits"}, "model": ["flatten", {"fc": {"units": 10}}],
                       "train": {"optimizer": "sgd", "lr": 1e-7, "epochs": 2}})
     results = train(spec, predictions=0)
-    assert results["status"] == "finished"
-    assert "the cost did not move" in results["diagnosis"] and "too small" in results["diagnosis"]
+    assert results.status == "finished"
+    assert "the cost did not move" in results.diagnosis and "too small" in results.diagnosis
 
 
 @pytest.mark.parametrize("preset", ["linear", "fc100-relu-fc10", "mnist-conv"])
 def test_an_untrained_model_is_right_about_one_time_in_ten(preset, fashion):
     spec = load_spec(preset, overrides=SUBSET + ["train.examples=64"])
     results = train(spec, data=fashion, predictions=0)
-    assert 0.02 <= results["step0_test_accuracy"] <= 0.25
+    assert 0.02 <= results.step0_test_accuracy <= 0.25
 
 
 def test_explain_divergence_wording():

@@ -38,11 +38,11 @@ def digits_spec(**train_fields):
 def test_a_finished_run_records_everything(store, digits):
     events = []
     results = train(digits_spec(eval_every=500), store=store, data=digits, on_event=events.append)
-    run_id = results["run_id"]
+    run_id = results.run_id
     run = store.get_run(run_id)
-    assert run["status"] == "finished" == results["status"]
-    assert run["results"]["test_accuracy"] == results["test_accuracy"] > 0.8
-    assert results["examples"] == 2 * len(digits.train) and results["epochs"] == 2.0
+    assert run["status"] == "finished" == results.status
+    assert run["results"]["test_accuracy"] == results.test_accuracy > 0.8
+    assert results.examples == 2 * len(digits.train) and results.epochs == 2.0
     # evaluations at step 0, after the batch that passes each multiple of 500 examples, at each
     # epoch end (1438 examples) and at the end; each with a prediction snapshot
     evals = store.series(run_id, "test_accuracy")
@@ -59,23 +59,23 @@ def test_a_finished_run_records_everything(store, digits):
             "grad_norm/fc1", "grad_norm/fc2", "weight_norm/fc1", "dead_relu/relu1", "inferences_per_sec",
             "inferences_per_sec_b1", "latency_ms_b1"} <= names
     # per-epoch history, confusion matrix and worst examples
-    assert [h["epoch"] for h in results["history"]] == [1, 2]
-    assert results["history"][-1]["test_accuracy"] == results["test_accuracy"]
-    matrix = results["confusion"]["matrix"]
+    assert [h["epoch"] for h in results.history] == [1, 2]
+    assert results.history[-1]["test_accuracy"] == results.test_accuracy
+    matrix = results.confusion["matrix"]
     assert sum(map(sum, matrix)) == len(digits.test)
-    assert sum(matrix[i][i] for i in range(10)) / len(digits.test) == pytest.approx(results["test_accuracy"])
+    assert sum(matrix[i][i] for i in range(10)) / len(digits.test) == pytest.approx(results.test_accuracy)
     stored = json.loads(store.get_artifact(run_id, "confusion.json"))
     assert stored["matrix"] == matrix and stored["classes"][3] == "3"
-    worst = results["worst"]
+    worst = results.worst
     assert len(worst) == 10 and worst[0]["p_true"] <= worst[-1]["p_true"]
-    assert results["inferences_per_sec"] > 0 and results["latency_ms_b1"] > 0
+    assert results.inferences_per_sec > 0 and results.latency_ms_b1 > 0
     # final weights load into a fresh model and reproduce the test accuracy
     model = build(digits_spec())
     meta = load_weights(model, store.get_artifact(run_id, WEIGHTS_ARTIFACT))
-    assert meta["step"] == results["steps"]
+    assert meta["step"] == results.steps
     with torch.no_grad():
         acc = (model(digits.prepare(digits.test.x)).argmax(1) == digits.test.y).float().mean().item()
-    assert acc == pytest.approx(results["test_accuracy"])
+    assert acc == pytest.approx(results.test_accuracy)
     # the live display's events
     kinds = [e["type"] for e in events]
     assert kinds[0] == "status" and events[-1] == {"type": "status", "status": "finished", "diagnosis": None,
@@ -87,14 +87,14 @@ def test_a_finished_run_records_everything(store, digits):
 
 def test_examples_budget_wins_over_epochs(digits):
     results = train(digits_spec(epochs=5, examples=1000), data=digits, predictions=0)
-    assert results["examples"] == 1000 and results["epochs"] == pytest.approx(1000 / len(digits.train))
-    assert results["history"][-1]["partial"] is True
+    assert results.examples == 1000 and results.epochs == pytest.approx(1000 / len(digits.train))
+    assert results.history[-1]["partial"] is True
 
 
 def test_fractional_epochs(digits):
     results = train(digits_spec(epochs=1.5), data=digits, predictions=0)
-    assert results["examples"] == round(1.5 * len(digits.train))
-    assert [h["partial"] for h in results["history"]] == [False, True]
+    assert results.examples == round(1.5 * len(digits.train))
+    assert [h["partial"] for h in results.history] == [False, True]
 
 
 def test_stop_event_stops_and_keeps_what_was_learned(store, digits):
@@ -105,12 +105,12 @@ def test_stop_event_stops_and_keeps_what_was_learned(store, digits):
             stop.set()
 
     results = train(digits_spec(epochs=50), store=store, data=digits, on_event=on_event, stop_event=stop)
-    run = store.get_run(results["run_id"])
-    assert results["status"] == run["status"] == "stopped"
-    assert 3000 <= results["examples"] < 50 * len(digits.train)
-    assert results["test_accuracy"] > 0.5  # evaluated at the stop
-    assert store.series(results["run_id"], "test_accuracy")[-1][0] == results["examples"]
-    names = {a["name"] for a in store.list_artifacts(results["run_id"])}
+    run = store.get_run(results.run_id)
+    assert results.status == run["status"] == "stopped"
+    assert 3000 <= results.examples < 50 * len(digits.train)
+    assert results.test_accuracy > 0.5  # evaluated at the stop
+    assert store.series(results.run_id, "test_accuracy")[-1][0] == results.examples
+    names = {a["name"] for a in store.list_artifacts(results.run_id)}
     assert {CHECKPOINT_ARTIFACT, WEIGHTS_ARTIFACT} <= names
 
 
@@ -125,9 +125,9 @@ def test_store_request_stop_stops_the_run(store, digits):
             run_id.append("asked")
 
     results = train(digits_spec(epochs=1000), store=store, data=digits, on_event=on_event)
-    assert results["status"] == store.get_run(run_id[0])["status"] == "stopped"
-    assert results["stop_reason"] == "stop requested in the store"
-    assert results["examples"] < 1000 * len(digits.train)
+    assert results.status == store.get_run(run_id[0])["status"] == "stopped"
+    assert results.stop_reason == "stop requested in the store"
+    assert results.examples < 1000 * len(digits.train)
 
 
 def test_an_unexpected_error_marks_the_run_failed_and_is_raised(store, digits):
@@ -150,7 +150,7 @@ def test_an_invalid_spec_is_refused_before_a_run_exists(store):
 def test_amp_on_cpu_is_ignored_with_a_note(digits):
     events = []
     results = train(digits_spec(amp=True, epochs=0.5), data=digits, on_event=events.append, predictions=0)
-    assert results["status"] == "finished"
+    assert results.status == "finished"
     assert any(e["type"] == "note" and "amp" in e["text"] for e in events)
 
 
@@ -158,15 +158,15 @@ def test_a_queued_run_is_executed_in_place(store, digits):
     spec = digits_spec(epochs=0.5)
     run_id = store.create_run(spec.to_dict())
     results = train(spec, store=store, run_id=run_id, data=digits)
-    assert results["run_id"] == run_id and store.get_run(run_id)["status"] == "finished"
+    assert results.run_id == run_id and store.get_run(run_id)["status"] == "finished"
 
 
 @pytest.mark.slow
 def test_compiled_training_matches_the_plain_result(digits):
     plain = train(digits_spec(epochs=1), data=digits, predictions=0)
     compiled = train(digits_spec(epochs=1, compile=True), data=digits, predictions=0)
-    assert compiled["status"] == "finished"
-    assert compiled["test_accuracy"] == pytest.approx(plain["test_accuracy"], abs=0.02)
+    assert compiled.status == "finished"
+    assert compiled.test_accuracy == pytest.approx(plain.test_accuracy, abs=0.02)
 
 
 def test_regression_predictions_and_results(tmp_path):
@@ -175,8 +175,8 @@ def test_regression_predictions_and_results(tmp_path):
                       "model": [{"fc": {"units": 16}}, "relu", {"fc": {"units": 3}}],
                       "train": {"optimizer": "adam", "lr": 0.01, "epochs": 2, "batch_size": 32}})
     results = train(spec, store=store, predictions=[0, 5])
-    assert results["task"] == "regression" and results["test_accuracy"] is None
-    payload = store.events(results["run_id"], kinds=["prediction"])[-1]["payload"]
+    assert results.task == "regression" and results.test_accuracy is None
+    payload = store.events(results.run_id, kinds=["prediction"])[-1]["payload"]
     assert [p["index"] for p in payload["predictions"]] == [0, 5]
     assert len(payload["predictions"][0]["target"]) == len(payload["predictions"][0]["output"]) == 3
-    assert "train_accuracy" not in {m["name"] for m in store.metrics(results["run_id"])}
+    assert "train_accuracy" not in {m["name"] for m in store.metrics(results.run_id)}

@@ -86,12 +86,12 @@ CASES = [
 def test_training_with_each_loss_reduces_it(name, data, model, extra):
     spec = load_spec({"data": data, "model": model, "train": {"epochs": 3, "batch_size": 32, **extra}})
     results = train(spec, predictions=3)
-    assert results["status"] == "finished"
-    assert results["loss"] == extra.get("loss", "mse")
-    assert results["test_loss"] < 0.8 * results["step0_test_loss"], (name, results["test_loss"],
-                                                                      results["step0_test_loss"])
-    if results["task"] == "classification":
-        assert results["test_accuracy"] > 0.5
-        assert len(results["confusion"]["matrix"]) == 10
+    assert results.status == "finished"
+    assert results.loss == extra.get("loss", "mse")
+    assert results.test_loss < 0.8 * results.step0_test_loss, (name, results.test_loss,
+                                                                      results.step0_test_loss)
+    if results.task == "classification":
+        assert results.test_accuracy > 0.5
+        assert len(results.confusion["matrix"]) == 10
     else:
-        assert results["test_accuracy"] is None and "confusion" not in results
+        assert results.test_accuracy is None and results.confusion is None

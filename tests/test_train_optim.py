@@ -36,9 +36,9 @@ def test_every_optimiser_reduces_the_loss(name, digits):
     spec = load_spec({"data": {"dataset": "digits"}, "model": ["flatten", {"fc": {"units": 10}}],
                       "train": {"optimizer": name, "lr": LR[name], "momentum": 0.9, "epochs": 3, "batch_size": 32}})
     results = train(spec, data=digits, predictions=0)
-    assert results["status"] == "finished"
-    assert results["test_loss"] < 0.85 * results["step0_test_loss"], results
-    assert results["test_accuracy"] > 0.3  # chance is 0.1
+    assert results.status == "finished"
+    assert results.test_loss < 0.85 * results.step0_test_loss, results
+    assert results.test_accuracy > 0.3  # chance is 0.1
 
 
 def test_optimiser_hyper_parameters_reach_torch():
@@ -123,7 +123,7 @@ def test_the_trainer_follows_the_schedule(digits):
                       "train": {"schedule": "step", "step_epochs": 1, "step_gamma": 0.1, "lr": 0.1,
                                 "epochs": 2, "batch_size": 64}})
     results = train(spec, store=store, data=digits, log_every=1, predictions=0)
-    lrs = {row["step"]: row["value"] for row in store.metrics(results["run_id"], names=["lr"])}
+    lrs = {row["step"]: row["value"] for row in store.metrics(results.run_id, names=["lr"])}
     per_epoch = math.ceil(len(digits.train) / 64)
     assert lrs[1] == pytest.approx(0.1) and lrs[per_epoch] == pytest.approx(0.1)
     assert lrs[per_epoch + 1] == pytest.approx(0.01) and lrs[2 * per_epoch] == pytest.approx(0.01)

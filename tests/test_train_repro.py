@@ -28,11 +28,11 @@ def test_two_runs_with_the_same_seed_give_identical_metrics(tmp_path):
             "train": {"epochs": 1.5, "batch_size": 50, "schedule": "cosine", "seed": 7}}
     a = train(load_spec(spec), store=store, data=data)
     b = train(load_spec(spec), store=store, data=data)
-    rows = _values(store, a["run_id"])
+    rows = _values(store, a.run_id)
     assert len(rows) > 50
-    assert rows == _values(store, b["run_id"])
-    assert [e["payload"] for e in store.events(a["run_id"], kinds=["prediction"])] == \
-           [e["payload"] for e in store.events(b["run_id"], kinds=["prediction"])]
+    assert rows == _values(store, b.run_id)
+    assert [e["payload"] for e in store.events(a.run_id, kinds=["prediction"])] == \
+           [e["payload"] for e in store.events(b.run_id, kinds=["prediction"])]
     spec["train"]["seed"] = 8
     c = train(load_spec(spec), store=store, data=data)
-    assert _values(store, c["run_id"]) != rows
+    assert _values(store, c.run_id) != rows

@@ -112,7 +112,7 @@ def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path):
     assert ckpt_step > 0 and max(r["step"] for r in before) > ckpt_step  # rows the resume will pass again
 
     results = resume(run_id, store=store)
-    assert results["status"] == store.get_run(run_id)["status"] == "finished"
+    assert results.status == store.get_run(run_id)["status"] == "finished"
     after = store.metrics(run_id)
     # rows written before the kill are all still there, unchanged, in their place
     assert after[:len(before)] == before
@@ -124,10 +124,10 @@ def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path):
 
     # The resumed run equals an uninterrupted one: same rows, same values, same results.
     reference = train(load_spec(SPEC), store=store)
-    assert _rows(store, run_id) == _rows(store, reference["run_id"])
-    assert results["test_accuracy"] == reference["test_accuracy"]
-    assert results["history"] == reference["history"]
-    assert results["examples"] == reference["examples"] == 60 * 1438
+    assert _rows(store, run_id) == _rows(store, reference.run_id)
+    assert results.test_accuracy == reference.test_accuracy
+    assert results.history == reference.history
+    assert results.examples == reference.examples == 60 * 1438
 
 
 def test_only_interrupted_or_stopped_runs_resume(tmp_path):
@@ -136,7 +136,7 @@ def test_only_interrupted_or_stopped_runs_resume(tmp_path):
     spec = dict(SPEC, train=dict(SPEC["train"], epochs=0.5))
     results = train(load_spec(spec), store=store)
     with pytest.raises(StoreError, match="finished"):
-        resume(results["run_id"], store=store)
+        resume(results.run_id, store=store)
 
 
 def test_a_stopped_run_resumes_to_the_end(tmp_path):
@@ -150,11 +150,11 @@ def test_a_stopped_run_resumes_to_the_end(tmp_path):
             stop.set()
 
     first = train(load_spec(spec), store=store, stop_event=stop, on_event=on_event)
-    assert first["status"] == "stopped"
-    results = resume(first["run_id"], store=store)
-    assert results["status"] == "finished" and results["examples"] == 3 * 1438
+    assert first.status == "stopped"
+    results = resume(first.run_id, store=store)
+    assert results.status == "finished" and results.examples == 3 * 1438
     reference = train(load_spec(spec), store=store)
-    assert results["history"] == reference["history"]  # the stop's partial epoch row is not kept
+    assert results.history == reference.history  # the stop's partial epoch row is not kept
 
 
 def test_a_diagnosis_found_before_a_stop_survives_the_resume(tmp_path):
@@ -165,7 +165,7 @@ def test_a_diagnosis_found_before_a_stop_survives_the_resume(tmp_path):
             "train": {"init": "zeros", "epochs": 2, "batch_size": 32}}
     first = train(load_spec(spec), store=store, stop_event=stop,
                   on_event=lambda e: stop.set() if e["type"] == "diagnosis" else None)
-    assert first["status"] == "stopped" and "all weights start at zero" in first["diagnosis"]
-    results = resume(first["run_id"], store=store)
-    assert results["status"] == "finished" and results["diagnosis"] == first["diagnosis"]
-    assert [e["payload"]["kind"] for e in store.events(first["run_id"], kinds=["diagnosis"])] == ["zero_init"]
+    assert first.status == "stopped" and "all weights start at zero" in first.diagnosis
+    results = resume(first.run_id, store=store)
+    assert results.status == "finished" and results.diagnosis == first.diagnosis
+    assert [e["payload"]["kind"] for e in store.events(first.run_id, kinds=["diagnosis"])] == ["zero_init"]

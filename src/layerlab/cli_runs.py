@@ -22,7 +22,9 @@ from .cli_support import LabTyper, err, out, print_json, print_problems
 from .errors import LayerlabError, StoreError
 from .prepare import prepare_run
 from .spec import load_spec
+from .studies.record import is_record
 from .textfmt import pct
+from .train.results import RunResults
 
 __all__ = ["register"]
 
@@ -109,23 +111,24 @@ def _ctrl_c_stops(stop: threading.Event):
             signal.signal(signal.SIGINT, previous)
 
 
-def _results_table(run_id: int, results: dict, store_url: str) -> Table:
-    table = Table(title=f"Run {run_id}: {results.get('status', '?')}", title_justify="left", show_header=False)
+def _results_table(run_id: int, r: RunResults, store_url: str, *, status: str | None = None) -> Table:
+    """The results of one run; ``status``: the store's (a run may have been marked since)."""
+    table = Table(title=f"Run {run_id}: {status or r.status or '?'}", title_justify="left", show_header=False)
     table.add_column(style="bold")
     table.add_column(justify="right")
     rows = [
-        ("test accuracy (full test set)", pct(results.get("test_accuracy"))),
-        ("best test accuracy", pct(results.get("best_test_accuracy"))),
-        ("test accuracy before training", pct(results.get("step0_test_accuracy"))),
-        ("test loss", _num(results.get("test_loss"), ".4f")),
-        ("train accuracy", pct(results.get("train_accuracy"))),
-        ("examples trained", _num(results.get("examples"))),
-        ("elapsed (training + evaluation)", f"{_num(results.get('elapsed_s'), '.1f')} s"),
-        ("examples / sec (training)", _num(results.get("examples_per_sec"))),
-        ("inferences / sec (batched)", _num(results.get("inferences_per_sec"))),
-        ("inferences / sec (batch 1)", _num(results.get("inferences_per_sec_b1"))),
-        ("latency at batch 1", f"{_num(results.get('latency_ms_b1'), '.3f')} ms"),
-        ("device", str(results.get("device", "—"))),
+        ("test accuracy (full test set)", pct(r.test_accuracy)),
+        ("best test accuracy", pct(r.best_test_accuracy)),
+        ("test accuracy before training", pct(r.step0_test_accuracy)),
+        ("test loss", _num(r.test_loss, ".4f")),
+        ("train accuracy", pct(r.train_accuracy)),
+        ("examples trained", _num(r.examples)),
+        ("elapsed (training + evaluation)", f"{_num(r.elapsed_s, '.1f')} s"),
+        ("examples / sec (training)", _num(r.examples_per_sec)),
+        ("inferences / sec (batched)", _num(r.inferences_per_sec)),
+        ("inferences / sec (batch 1)", _num(r.inferences_per_sec_b1)),
+        ("latency at batch 1", f"{_num(r.latency_ms_b1, '.3f')} ms"),
+        ("device", r.device or "—"),
         ("store", store_url),
     ]
     for label, value in rows:
@@ -157,7 +160,6 @@ def train_command(
         store.mark_interrupted()
         with _Display(live=sys.stderr.isatty() and not json_out) as display, _ctrl_c_stops(stop):
             results = resume_run(resume, store=store, on_event=display, stop_event=stop)
-        run_id = resume
     else:
         overrides = list(set_ or [])
         for key, value in (("data.dataset", dataset), ("train.epochs", epochs), ("train.examples", examples),
@@ -174,14 +176,13 @@ def train_command(
                   f"· {spec.train.optimizer} lr={spec.train.lr} batch={spec.train.batch_size}")
         with _Display(live=sys.stderr.isatty() and not json_out) as display, _ctrl_c_stops(stop):
             results = train(prepared, store=store, run_id=run_id, on_event=display, stop_event=stop)
-    results = dict(results, run_id=run_id)
     if json_out:
-        print_json(results)
+        print_json(results.to_json())
     else:
-        out.print(_results_table(run_id, results, store.url))
-        if results.get("diagnosis"):
-            out.print(f"[yellow]diagnosis:[/] {results['diagnosis']}")
-    if results.get("status") == "failed":
+        out.print(_results_table(results.run_id, results, store.url))
+        if results.diagnosis:
+            out.print(f"[yellow]diagnosis:[/] {results.diagnosis}")
+    if results.status == "failed":
         raise typer.Exit(1)
 
 
@@ -252,11 +253,13 @@ def runs_show(run_id: int = typer.Argument(...), db: Optional[str] = DbOpt, json
     store = _store(db)
     store.mark_interrupted()
     run = store.get_run(run_id)
+    results = None if is_record(run) else RunResults.from_json(run.get("results"))  # a record holds a study's
     last: dict[str, float] = {}
     for row in store.metrics(run_id):
         last[row["name"]] = row["value"]
     if json_out:
-        print_json(dict(run, last_metrics=last))
+        shown = run if results is None else dict(run, results=results.to_json())
+        print_json(dict(shown, last_metrics=last))
         return
     out.print(f"[bold]Run {run_id}[/] · {run.get('name')} · {_status_text(run['status'])}")
     out.print(f"data set {run.get('dataset')} · model {run.get('model')} · seed {run.get('seed')} "
@@ -265,9 +268,8 @@ def runs_show(run_id: int = typer.Argument(...), db: Optional[str] = DbOpt, json
         out.print(f"[yellow]diagnosis:[/] {run['diagnosis']}")
     if run.get("error"):
         out.print(f"[red]error:[/] {run['error']}")
-    results = run.get("results") or {}
-    if results:
-        out.print(_results_table(run_id, dict(results, status=run["status"]), store.url))
+    if results is not None:
+        out.print(_results_table(run_id, results, store.url, status=run["status"]))
     if last:
         table = Table(title="Last metric values", title_justify="left")
         table.add_column("metric")
@@ -291,14 +293,17 @@ def runs_compare(
     """Compare runs side by side; --plot draws their curves on shared axes."""
     store = _store(db)
     runs = [store.get_run(i) for i in run_ids]
+    rows = []
+    for run in runs:
+        r = RunResults.from_json(run.get("results") or {})  # a run without results: every value None
+        rows.append({"status": run["status"], "dataset": run.get("dataset"), "model": run.get("model"),
+                     "test_accuracy": r.test_accuracy, "best_test_accuracy": r.best_test_accuracy,
+                     "test_loss": r.test_loss, "examples": r.examples, "examples_per_sec": r.examples_per_sec,
+                     "inferences_per_sec": r.inferences_per_sec, "elapsed_s": r.elapsed_s,
+                     "id": run["id"], "name": run.get("name")})
     keys = [("status", None), ("dataset", None), ("model", None), ("test_accuracy", pct),
             ("best_test_accuracy", pct), ("test_loss", lambda v: _num(v, ".4f")), ("examples", _num),
             ("examples_per_sec", _num), ("inferences_per_sec", _num), ("elapsed_s", lambda v: _num(v, ".1f"))]
-    rows = []
-    for run in runs:
-        results = run.get("results") or {}
-        rows.append({k: run.get(k, results.get(k)) if k in ("status", "dataset", "model") else results.get(k)
-                     for k, _ in keys} | {"id": run["id"], "name": run.get("name")})
     if json_out:
         print_json(rows)
     else:

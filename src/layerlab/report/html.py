@@ -153,8 +153,9 @@ def _yaml_block(data: Any) -> str:
 
 def _run_section(store, run: dict) -> tuple[str, str, str]:
     from ..report.figures import curves_figure
+    from ..train.results import RunResults
     rid = run["id"]
-    results = run.get("results") or {}
+    r = RunResults.from_json(run.get("results") or {})  # a run without results: every value None
     title = f"Run {rid}: {run['name']}"
     anchor = f"run-{rid}"
     parts = [f'<section id="{anchor}"><h2>{_e(title)}</h2>',
@@ -164,31 +165,29 @@ def _run_section(store, run: dict) -> tuple[str, str, str]:
         parts.append(f'<div class="callout"><strong>Diagnosis.</strong> {_e(run["diagnosis"])}</div>')
     if run.get("error"):
         parts.append(f'<div class="callout bad-box"><strong>Error.</strong> {_e(run["error"])}</div>')
-    rows = [["status", run["status"]], ["examples trained", _fmt(results.get("examples"))],
-            ["epochs", _fmt(results.get("epochs"), 3)], ["parameters", _fmt(results.get("params"))],
-            ["final train loss", _fmt(results.get("train_loss"))], ["final test loss", _fmt(results.get("test_loss"))]]
-    if results.get("task") == "classification":
-        rows += [["final train accuracy", pct(results.get("train_accuracy"))],
-                 ["final test accuracy", pct(results.get("test_accuracy"))],
-                 ["best test accuracy", pct(results.get("best_test_accuracy"))]]
-    rows += [["wall time (s)", _fmt(results.get("elapsed_s"), 3)],
-             ["training throughput (examples/s)", _fmt(results.get("examples_per_sec"), 3)]]
+    classifies = r.task == "classification"
+    rows = [["status", run["status"]], ["examples trained", _fmt(r.examples)],
+            ["epochs", _fmt(r.epochs, 3)], ["parameters", _fmt(r.params)],
+            ["final train loss", _fmt(r.train_loss)], ["final test loss", _fmt(r.test_loss)]]
+    if classifies:
+        rows += [["final train accuracy", pct(r.train_accuracy)],
+                 ["final test accuracy", pct(r.test_accuracy)],
+                 ["best test accuracy", pct(r.best_test_accuracy)]]
+    rows += [["wall time (s)", _fmt(r.elapsed_s, 3)],
+             ["training throughput (examples/s)", _fmt(r.examples_per_sec, 3)]]
     parts.append(_table("Results", ["quantity", "value"], rows))
-    metrics = ["cost", "test_loss"] + (["train_accuracy", "test_accuracy"]
-                                       if results.get("task") == "classification" else [])
+    metrics = ["cost", "test_loss"] + (["train_accuracy", "test_accuracy"] if classifies else [])
     series = {run["name"]: {m: [(float(e), v) for e, v in store.series(rid, m)] for m in metrics}}
     if any(series[run["name"]].values()):
         with tempfile.TemporaryDirectory() as tmp:
             path = curves_figure(series, Path(tmp) / "curves.png", metrics=metrics,
                                  diverged=[run["name"]] if run["status"] == "diverged" else [])
             parts.append(_img(path.read_bytes(), f"Training curves of run {rid}"))
-    history = results.get("history") or []
-    if history:
-        cls = results.get("task") == "classification"
-        cols = ["epoch", "examples", "train loss", "test loss"] + (["train acc", "test acc"] if cls else [])
+    if r.history:
+        cols = ["epoch", "examples", "train loss", "test loss"] + (["train acc", "test acc"] if classifies else [])
         hrows = [[_fmt(h.get("epoch"), 3), _fmt(h.get("examples")), _fmt(h.get("train_loss")),
                   _fmt(h.get("test_loss"))] + ([pct(h.get("train_accuracy")), pct(h.get("test_accuracy"))]
-                                               if cls else []) for h in history[-30:]]
+                                               if classifies else []) for h in r.history[-30:]]
         parts.append(_table("Per epoch", cols, hrows))
     parts.append(f"<details><summary>Spec (YAML)</summary>{_yaml_block(run['spec'])}</details></section>")
     return anchor, title, "".join(parts)

@@ -14,6 +14,8 @@ from fastapi.responses import Response, StreamingResponse
 
 from ..errors import Conflict, RunConflict
 from ..store.store import STATUSES
+from ..studies.record import is_record
+from ..train.results import RunResults
 from .api_catalogue import _png, valid_spec
 from .schemas import RunCreate, RunRename
 from .stream import ACTIVE_STATUSES, parse_cursor, run_stream, run_summary
@@ -58,7 +60,11 @@ def create_run(request: Request, body: RunCreate) -> dict:
 @router.get("/{run_id}", summary="One run: summary, spec, results (confusion matrix, worst examples)")
 def get_run(request: Request, run_id: int = RunId) -> dict:
     run = _store(request).get_run(run_id)
-    return {**run_summary(run), "spec": run["spec"], "results": run["results"], "versions": run["versions"]}
+    results = run["results"]
+    if not is_record(run):  # a record's results are its study's (StudyResult.to_dict), not a run's
+        results = RunResults.from_json(results)
+        results = results.to_json() if results is not None else None
+    return {**run_summary(run), "spec": run["spec"], "results": results, "versions": run["versions"]}
 
 
 @router.patch("/{run_id}", summary="Rename a run")

@@ -24,6 +24,8 @@ import time
 from typing import AsyncIterator, Awaitable, Callable
 
 from ..cli_support import json_safe
+from ..studies.record import is_record
+from ..train.results import RunResults
 
 __all__ = ["run_stream", "parse_cursor", "run_summary", "ACTIVE_STATUSES"]
 
@@ -44,7 +46,7 @@ def parse_cursor(text: str | None) -> tuple[int, int]:
 
 def run_summary(run: dict) -> dict:
     """The run without its spec and bulky results, for lists and stream headers."""
-    results = run.get("results") or {}
+    results = RunResults.from_json(run.get("results")) if not is_record(run) else None
     end = run.get("finished_at") or (time.time() if run.get("status") == "running" else None)
     duration = end - run["started_at"] if run.get("started_at") and end else None
     return {
@@ -53,7 +55,7 @@ def run_summary(run: dict) -> dict:
         "created_at": run["created_at"], "started_at": run.get("started_at"), "finished_at": run.get("finished_at"),
         "updated_at": run.get("updated_at"), "duration_s": duration, "step": run.get("step"),
         "examples": run.get("examples"), "best_test_accuracy": run.get("best_test_accuracy"),
-        "test_accuracy": results.get("test_accuracy"), "diagnosis": run.get("diagnosis"),
+        "test_accuracy": results.test_accuracy if results else None, "diagnosis": run.get("diagnosis"),
         "error": run.get("error"), "stop_requested": run.get("stop_requested"),
         "host": run.get("host"), "pid": run.get("pid"),
     }

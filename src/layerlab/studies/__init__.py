@@ -8,6 +8,8 @@
 
 Each returns a ``StudyResult`` (numbers, tables, figure paths) and is recorded in the store
 as a *record run* with its members tagged (see ``record``), so ``layerlab report`` finds it.
+A named study's knobs are a typed options class (``Study.options``, see ``options``):
+``run_study("classifiers", store, ClassifiersOptions.quick(dataset="mnist"))``.
 """
 from __future__ import annotations
 
@@ -16,16 +18,21 @@ from dataclasses import dataclass
 
 from ..errors import LayerlabError
 
-__all__ = ["STUDIES", "Study", "get_study", "run_study", "sweep", "lr_find", "StudyResult", "Table"]
+__all__ = ["STUDIES", "Study", "get_study", "run_study", "sweep", "lr_find", "StudyResult", "Table",
+           "StudyOptions", "ToyFunctionsOptions", "ClassifiersOptions", "CapacityOptions", "AutoencoderPcaOptions",
+           "InitOptions"]
 
+from .options import (AutoencoderPcaOptions, CapacityOptions, ClassifiersOptions, InitOptions,  # noqa: E402
+                      StudyOptions, ToyFunctionsOptions)  # light: pydantic, no torch
 from .record import StudyResult, Table  # noqa: E402  (light: no torch)
 
 
 @dataclass(frozen=True)
 class Study:
     name: str
-    module: str      # module under layerlab.studies with NAME, DOC, run(store, *, quick, out_dir, workers, ray, ...)
+    module: str      # module under layerlab.studies with NAME, DOC, run(store, options, *, quick, out_dir, workers, ray)
     doc: str
+    options: type[StudyOptions]   # the study's knobs: options() is the full study, options.quick() the reduced one
 
     def load(self):
         return importlib.import_module(f".{self.module}", __name__)
@@ -33,14 +40,19 @@ class Study:
 
 STUDIES: dict[str, Study] = {s.name: s for s in (
     Study("toy-functions", "toy_functions",
-          "linear model vs toy convnet on sum(xW), max(x), logsumexp(xW); convnet seeds; all-zeros init"),
-    Study("classifiers", "classifiers", "linear vs MLP vs convnet on Fashion-MNIST (or MNIST), SGD+momentum vs Adam"),
+          "linear model vs toy convnet on sum(xW), max(x), logsumexp(xW); convnet seeds; all-zeros init",
+          ToyFunctionsOptions),
+    Study("classifiers", "classifiers", "linear vs MLP vs convnet on Fashion-MNIST (or MNIST), SGD+momentum vs Adam",
+          ClassifiersOptions),
     Study("capacity", "capacity",
-          "1-5 FC layers, wide-then-narrow vs narrow-then-wide, fc10 vs fc100 first layer; train/test gap"),
+          "1-5 FC layers, wide-then-narrow vs narrow-then-wide, fc10 vs fc100 first layer; train/test gap",
+          CapacityOptions),
     Study("autoencoder-pca", "autoencoder_pca",
-          "2-unit autoencoder vs 2-component PCA: codes by class, reconstruction error, k-NN separability"),
+          "2-unit autoencoder vs 2-component PCA: codes by class, reconstruction error, k-NN separability",
+          AutoencoderPcaOptions),
     Study("init", "init_study",
-          "zeros, normal, Xavier, He on the same MLP: loss curves and per-layer gradient norms over the first steps"),
+          "zeros, normal, Xavier, He on the same MLP: loss curves and per-layer gradient norms over the first steps",
+          InitOptions),
 )}
 
 
@@ -54,9 +66,10 @@ def get_study(name: str) -> Study:
         raise LayerlabError(f"unknown study {name!r}; {hint}known studies: {', '.join(STUDIES)}") from None
 
 
-def run_study(name: str, store, **options) -> StudyResult:
-    """Run study ``name`` (options: quick, out_dir, workers, ray and the study's own knobs)."""
-    return get_study(name).load().run(store, **options)
+def run_study(name: str, store, options: StudyOptions | None = None, **kwargs) -> StudyResult:
+    """Run study ``name`` with ``options`` (its ``Study.options``; default: the full form, or with
+    ``quick=True`` the reduced one); ``kwargs``: quick, out_dir, workers, ray."""
+    return get_study(name).load().run(store, options, **kwargs)
 
 
 def sweep(*args, **kwargs) -> StudyResult:

@@ -27,14 +27,13 @@ from ..spec import spec_data
 from ..textfmt import pct
 from .common import Member, Timer, finite, fmt, out_dir_for, run_members, study_record, \
     trained_model
+from .options import AutoencoderPcaOptions
 from .record import StudyResult, Table, finish_record
 
-__all__ = ["NAME", "DOC", "run", "knn_accuracy"]
+__all__ = ["NAME", "DOC", "run", "knn_accuracy", "AutoencoderPcaOptions"]
 
 NAME = "autoencoder-pca"
 DOC = "2-unit autoencoder vs 2-component PCA: codes by class, reconstruction error, k-NN separability"
-DEFAULTS = {"dataset": "fashion-mnist", "train_size": None, "test_size": None, "epochs": 5, "k": 5, "show": 10}
-QUICK = {"dataset": "fashion-mnist", "train_size": 2000, "test_size": 500, "epochs": 3, "k": 5, "show": 8}
 
 
 def knn_accuracy(train_codes: np.ndarray, train_y: np.ndarray, test_codes: np.ndarray, test_y: np.ndarray, *,
@@ -55,25 +54,22 @@ def _encoder(model, spec):
     return torch.nn.Sequential(*list(model.children())[:bottleneck + 1]), spec.model[bottleneck].params["units"]
 
 
-def run(store, *, quick: bool = False, out_dir: str | Path | None = None, workers: int = 1, ray: str | None = None,
-        dataset: str | None = None, train_size: int | None = None, test_size: int | None = None,
-        epochs: float | None = None, k: int | None = None) -> StudyResult:
+def run(store, options: AutoencoderPcaOptions | None = None, *, quick: bool = False,
+        out_dir: str | Path | None = None, workers: int = 1, ray: str | None = None) -> StudyResult:
+    """Run the study; ``options`` default to ``AutoencoderPcaOptions()`` (``quick``: ``.quick()``)."""
     import torch
     from sklearn.decomposition import PCA
     timer = Timer()
-    opts = dict(QUICK if quick else DEFAULTS)
-    for key, v in (("dataset", dataset), ("train_size", train_size), ("test_size", test_size), ("epochs", epochs),
-                   ("k", k)):
-        if v is not None:
-            opts[key] = v
+    opts = AutoencoderPcaOptions.resolve(options, quick=quick)
     data = spec_data("autoencoder")
-    data["data"] = dict(data["data"], dataset=opts["dataset"], train_size=opts["train_size"],
-                        test_size=opts["test_size"])
-    data["train"] = dict(data["train"], epochs=opts["epochs"], seed=0)
+    data["data"] = dict(data["data"], dataset=opts.dataset, train_size=opts.train_size,
+                        test_size=opts.test_size)
+    data["train"] = dict(data["train"], epochs=opts.epochs, seed=0)
     member = Member("autoencoder", data, {"model": "autoencoder"})
-    size = "all" if opts["train_size"] is None else f"{opts['train_size']:,}"
-    title = f"{opts['dataset']}, {size} training examples, {opts['epochs']:g} epochs"
-    with study_record(store, NAME, title=title, options=opts, dataset=opts["dataset"], members=[member]) as rid:
+    size = "all" if opts.train_size is None else f"{opts.train_size:,}"
+    title = f"{opts.dataset}, {size} training examples, {opts.epochs:g} epochs"
+    with study_record(store, NAME, title=title, options=opts.model_dump(), dataset=opts.dataset,
+                      members=[member]) as rid:
         run_members(store, rid, "study", [member], workers=workers, ray=ray)
         out = out_dir_for(out_dir, f"{NAME}-{rid}")
         if member.status != "finished":
@@ -100,20 +96,20 @@ def run(store, *, quick: bool = False, out_dir: str | Path | None = None, worker
         pca_recon = pca.inverse_transform(pca_test)
         ae_mse = float(((ae_recon - flat_test) ** 2).mean())
         pca_mse = float(((pca_recon - flat_test) ** 2).mean())
-        knn_ae = knn_accuracy(ae_train, y_train, ae_test, y_test, k=opts["k"])
-        knn_pca = knn_accuracy(pca_train, y_train, pca_test, y_test, k=opts["k"])
+        knn_ae = knn_accuracy(ae_train, y_train, ae_test, y_test, k=opts.k)
+        knn_pca = knn_accuracy(pca_train, y_train, pca_test, y_test, k=opts.k)
         numbers = {"run_id": member.run_id, "bottleneck": width,
                    "autoencoder": {"reconstruction_mse": ae_mse, "knn_accuracy": knn_ae,
-                                   "test_loss": finite(member.get("test_loss"))},
+                                   "test_loss": finite(member.measured.test_loss)},
                    "pca": {"reconstruction_mse": pca_mse, "knn_accuracy": knn_pca,
                            "explained_variance": float(pca.explained_variance_ratio_.sum())},
-                   "chance": 1.0 / max(1, len(names)), "k": opts["k"],
+                   "chance": 1.0 / max(1, len(names)), "k": opts.k,
                    "autoencoder_separates_better": knn_ae > knn_pca,
                    "train_examples": len(x_train), "test_examples": len(x_test)}
-        result = StudyResult(kind="study", name=NAME, record_id=rid, runs=[member.run_id], options=opts,
-                             numbers=numbers, title=f"Autoencoder vs PCA · {title}")
+        result = StudyResult(kind="study", name=NAME, record_id=rid, runs=[member.run_id],
+                             options=opts.model_dump(), numbers=numbers, title=f"Autoencoder vs PCA · {title}")
         result.tables = [Table(f"{width}-D codes: reconstruction and separability",
-                               ["method", "reconstruction MSE (per pixel)", f"{opts['k']}-NN accuracy on test codes",
+                               ["method", "reconstruction MSE (per pixel)", f"{opts.k}-NN accuracy on test codes",
                                 "note"],
                                [["autoencoder", fmt(ae_mse), pct(knn_ae), f"run {member.run_id}"],
                                 [f"PCA ({width} components)", fmt(pca_mse), pct(knn_pca),
@@ -122,11 +118,11 @@ def run(store, *, quick: bool = False, out_dir: str | Path | None = None, worker
                                note="k-NN fitted on the training codes (standardised), scored on the test codes.")]
         from ..report.figures import bars_figure, codes_figure, reconstructions_figure
         side = int(round(flat_test.shape[1] ** 0.5))
-        n = min(opts["show"], len(flat_test))
+        n = min(opts.show, len(flat_test))
         shape = (n, side, side) if side * side == flat_test.shape[1] else None
         result.figures = {
-            "codes": codes_figure([(f"autoencoder ({opts['k']}-NN accuracy {pct(knn_ae)})", ae_test),
-                                   (f"PCA ({opts['k']}-NN accuracy {pct(knn_pca)})", pca_test)],
+            "codes": codes_figure([(f"autoencoder ({opts.k}-NN accuracy {pct(knn_ae)})", ae_test),
+                                   (f"PCA ({opts.k}-NN accuracy {pct(knn_pca)})", pca_test)],
                                   y_test, names, out / "codes.png", title="Test set in two dimensions"),
             "separability": bars_figure(["k-NN accuracy on 2-D codes", "reconstruction MSE × 10"],
                                         {"autoencoder": [knn_ae, ae_mse * 10], "PCA": [knn_pca, pca_mse * 10]},
@@ -145,7 +141,7 @@ def run(store, *, quick: bool = False, out_dir: str | Path | None = None, worker
                                               "reconstructions from two numbers each."}
         better = "better" if knn_ae > knn_pca else "worse"
         result.text = (f"With {width} numbers per image, the autoencoder's codes separate the classes {better} than "
-                       f"PCA's ({opts['k']}-NN accuracy {pct(knn_ae)} vs {pct(knn_pca)}; chance "
+                       f"PCA's ({opts.k}-NN accuracy {pct(knn_ae)} vs {pct(knn_pca)}; chance "
                        f"{pct(numbers['chance'])}), and it reconstructs with MSE {fmt(ae_mse, 3)} against "
                        f"PCA's {fmt(pca_mse, 3)}.")
         result.elapsed_s = timer.s

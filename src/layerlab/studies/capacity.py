@@ -16,14 +16,13 @@ from pathlib import Path
 
 from ..textfmt import pct
 from .common import Member, Timer, evaluate_run, finite, fmt, out_dir_for, run_members, study_record
+from .options import CapacityOptions
 from .record import StudyResult, Table, finish_record
 
-__all__ = ["NAME", "DOC", "run", "CONFIGS"]
+__all__ = ["NAME", "DOC", "run", "CONFIGS", "CapacityOptions"]
 
 NAME = "capacity"
 DOC = "1-5 FC layers, wide-then-narrow vs narrow-then-wide, fc10 vs fc100 first layer; train/test gap"
-DEFAULTS = {"dataset": "fashion-mnist", "train_size": 2000, "test_size": 5000, "epochs": 30, "width": 100}
-QUICK = {"dataset": "fashion-mnist", "train_size": 500, "test_size": 500, "epochs": 8, "width": 100}
 
 
 def _layers(hidden: list[int]) -> list:
@@ -52,24 +51,21 @@ def configs(width: int) -> list[tuple[str, list[int], list[str]]]:
 CONFIGS = configs(100)
 
 
-def run(store, *, quick: bool = False, out_dir: str | Path | None = None, workers: int = 1, ray: str | None = None,
-        dataset: str | None = None, train_size: int | None = None, test_size: int | None = None,
-        epochs: float | None = None) -> StudyResult:
+def run(store, options: CapacityOptions | None = None, *, quick: bool = False,
+        out_dir: str | Path | None = None, workers: int = 1, ray: str | None = None) -> StudyResult:
+    """Run the study; ``options`` default to ``CapacityOptions()`` (``quick``: ``.quick()``)."""
     timer = Timer()
-    opts = dict(QUICK if quick else DEFAULTS)
-    for k, v in (("dataset", dataset), ("train_size", train_size), ("test_size", test_size), ("epochs", epochs)):
-        if v is not None:
-            opts[k] = v
+    opts = CapacityOptions.resolve(options, quick=quick)
     members = []
-    for label, hidden, groups in configs(opts["width"]):
+    for label, hidden, groups in configs(opts.width):
         spec = {"name": f"capacity: {label}",
-                "data": {"dataset": opts["dataset"], "train_size": opts["train_size"], "test_size": opts["test_size"]},
+                "data": {"dataset": opts.dataset, "train_size": opts.train_size, "test_size": opts.test_size},
                 "model": _layers(hidden),
-                "train": {"optimizer": "adam", "lr": 0.001, "batch_size": 64, "epochs": opts["epochs"], "seed": 0}}
+                "train": {"optimizer": "adam", "lr": 0.001, "batch_size": 64, "epochs": opts.epochs, "seed": 0}}
         members.append(Member(label, spec, {"hidden": hidden, "groups": groups}))
-    title = (f"{opts['dataset']}, {opts['train_size']:,} training examples, {opts['epochs']:g} epochs, "
-             f"Adam lr 0.001")
-    with study_record(store, NAME, title=title, options=opts, dataset=opts["dataset"], members=members) as rid:
+    title = f"{opts.dataset}, {opts.train_size:,} training examples, {opts.epochs:g} epochs, Adam lr 0.001"
+    with study_record(store, NAME, title=title, options=opts.model_dump(), dataset=opts.dataset,
+                      members=members) as rid:
         run_members(store, rid, "study", members, workers=workers, ray=ray)
         out = out_dir_for(out_dir, f"{NAME}-{rid}")
         data = members[0].prepared.load_data()  # the same subset for every member
@@ -77,16 +73,17 @@ def run(store, *, quick: bool = False, out_dir: str | Path | None = None, worker
         for m in members:
             on_train = evaluate_run(store, m.run_id, "train", data=data) if m.status == "finished" else {}
             train_acc = on_train.get("accuracy")
-            test_acc = finite(m.get("test_accuracy"))
+            res = m.measured
+            test_acc = finite(res.test_accuracy)
             runs.append({"run_id": m.run_id, "label": m.label, "hidden": m.values["hidden"],
-                         "groups": m.values["groups"], "status": m.status, "params": m.get("params"),
+                         "groups": m.values["groups"], "status": m.status, "params": res.params,
                          "train_accuracy": train_acc, "train_loss": on_train.get("loss"),
-                         "test_accuracy": test_acc, "test_loss": finite(m.get("test_loss")),
-                         "best_test_accuracy": finite(m.get("best_test_accuracy")),
+                         "test_accuracy": test_acc, "test_loss": finite(res.test_loss),
+                         "best_test_accuracy": finite(res.best_test_accuracy),
                          "min_test_loss": min((v for _, v in m.series.get("test_loss", [])), default=None),
                          "gap": (train_acc - test_acc) if train_acc is not None and test_acc is not None else None})
-        result = StudyResult(kind="study", name=NAME, record_id=rid, runs=[m.run_id for m in members], options=opts,
-                             title=f"Capacity · {title}")
+        result = StudyResult(kind="study", name=NAME, record_id=rid, runs=[m.run_id for m in members],
+                             options=opts.model_dump(), title=f"Capacity · {title}")
         result.numbers = {"runs": runs, "depth_gap": [r["gap"] for r in runs if "depth" in r["groups"]]}
         rows = [[r["run_id"], r["label"], f"{r['params']:,}" if r["params"] else "—", pct(r["train_accuracy"]),
                  pct(r["test_accuracy"]), pct(r["gap"]), fmt(r["train_loss"]), fmt(r["test_loss"]),

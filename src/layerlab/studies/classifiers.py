@@ -16,51 +16,49 @@ from pathlib import Path
 from ..spec import spec_data
 from ..textfmt import pct
 from .common import Member, Timer, finite, fmt, out_dir_for, run_members, study_record
+from .options import ClassifiersOptions
 from .record import StudyResult, Table, finish_record
 
-__all__ = ["NAME", "DOC", "run"]
+__all__ = ["NAME", "DOC", "run", "ClassifiersOptions"]
 
 NAME = "classifiers"
 DOC = "linear vs MLP vs convnet on Fashion-MNIST (or MNIST), SGD+momentum vs Adam"
 MODELS = {"linear": "linear", "MLP": "mnist-fc", "convnet": "mnist-conv"}
 OPTIMIZERS = {"sgd+momentum": {"optimizer": "momentum", "lr": 0.01, "momentum": 0.9},
               "adam": {"optimizer": "adam", "lr": 0.001}}
-DEFAULTS = {"dataset": "fashion-mnist", "epochs": 3, "train_size": None, "test_size": None, "batch_size": 64}
-QUICK = {"dataset": "fashion-mnist", "epochs": 1, "train_size": 2000, "test_size": 500, "batch_size": 64}
 
 
-def run(store, *, quick: bool = False, out_dir: str | Path | None = None, workers: int = 1, ray: str | None = None,
-        dataset: str | None = None, epochs: float | None = None, train_size: int | None = None,
-        test_size: int | None = None) -> StudyResult:
+def run(store, options: ClassifiersOptions | None = None, *, quick: bool = False,
+        out_dir: str | Path | None = None, workers: int = 1, ray: str | None = None) -> StudyResult:
+    """Run the study; ``options`` default to ``ClassifiersOptions()`` (``quick``: ``.quick()``)."""
     timer = Timer()
-    opts = dict(QUICK if quick else DEFAULTS)
-    for k, v in (("dataset", dataset), ("epochs", epochs), ("train_size", train_size), ("test_size", test_size)):
-        if v is not None:
-            opts[k] = v
+    opts = ClassifiersOptions.resolve(options, quick=quick)
     members = []
     for model, preset in MODELS.items():
         for opt_name, opt in OPTIMIZERS.items():
             data = spec_data(preset)
             data["name"] = f"{model} · {opt_name}"
-            data["data"] = dict(data["data"], dataset=opts["dataset"], train_size=opts["train_size"],
-                                test_size=opts["test_size"])
-            data["train"] = dict(data["train"], **opt, epochs=opts["epochs"], batch_size=opts["batch_size"], seed=0)
+            data["data"] = dict(data["data"], dataset=opts.dataset, train_size=opts.train_size,
+                                test_size=opts.test_size)
+            data["train"] = dict(data["train"], **opt, epochs=opts.epochs, batch_size=opts.batch_size, seed=0)
             members.append(Member(f"{model} · {opt_name}", data, {"model": model, "optimizer": opt_name}))
-    size = "all" if opts["train_size"] is None else f"{opts['train_size']:,}"
-    title = f"{opts['dataset']}, {size} training examples, {opts['epochs']:g} epoch(s)"
-    with study_record(store, NAME, title=title, options=opts, dataset=opts["dataset"], members=members) as rid:
+    size = "all" if opts.train_size is None else f"{opts.train_size:,}"
+    title = f"{opts.dataset}, {size} training examples, {opts.epochs:g} epoch(s)"
+    with study_record(store, NAME, title=title, options=opts.model_dump(), dataset=opts.dataset,
+                      members=members) as rid:
         run_members(store, rid, "study", members, workers=workers, ray=ray)
         out = out_dir_for(out_dir, f"{NAME}-{rid}")
-        result = StudyResult(kind="study", name=NAME, record_id=rid, runs=[m.run_id for m in members], options=opts,
-                             title=f"Classifiers · {title}")
+        result = StudyResult(kind="study", name=NAME, record_id=rid, runs=[m.run_id for m in members],
+                             options=opts.model_dump(), title=f"Classifiers · {title}")
         rows, runs = [], []
         for m in members:
+            res = m.measured
             r = {"run_id": m.run_id, "model": m.values["model"], "optimizer": m.values["optimizer"],
-                 "status": m.status, "params": m.get("params"), "test_accuracy": finite(m.get("test_accuracy")),
-                 "best_test_accuracy": finite(m.get("best_test_accuracy")),
-                 "train_accuracy": finite(m.get("train_accuracy")), "test_loss": finite(m.get("test_loss")),
-                 "train_loss": finite(m.get("train_loss")), "elapsed_s": finite(m.get("elapsed_s")),
-                 "train_time_s": finite(m.get("train_time_s")), "examples_per_sec": finite(m.get("examples_per_sec"))}
+                 "status": m.status, "params": res.params, "test_accuracy": finite(res.test_accuracy),
+                 "best_test_accuracy": finite(res.best_test_accuracy), "train_accuracy": finite(res.train_accuracy),
+                 "test_loss": finite(res.test_loss), "train_loss": finite(res.train_loss),
+                 "elapsed_s": finite(res.elapsed_s), "train_time_s": finite(res.train_time_s),
+                 "examples_per_sec": finite(res.examples_per_sec)}
             runs.append(r)
             rows.append([m.run_id, r["model"], r["optimizer"], f"{r['params']:,}" if r["params"] else "—",
                          pct(r["train_accuracy"]), pct(r["test_accuracy"]), pct(r["best_test_accuracy"]),

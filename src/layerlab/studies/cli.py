@@ -11,11 +11,10 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-import yaml
 from rich.table import Table as RichTable
 
 from ..cli_support import err, out, print_json
-from ..errors import LayerlabError, Problem, SpecError
+from ..errors import Problem, SpecError
 
 __all__ = ["register", "sweep_command", "lr_find_command", "study_command", "report_command"]
 
@@ -34,9 +33,7 @@ def _store(db: str | None):
 
 
 def _progress(member) -> None:
-    res = member.results or {}
-    acc = res.get("test_accuracy")
-    loss = res.get("test_loss")
+    acc, loss = member.measured.test_accuracy, member.measured.test_loss
     what = f"test acc {100 * acc:.2f}%" if isinstance(acc, (int, float)) and not isinstance(acc, bool) \
         and math.isfinite(acc) else f"test loss {loss:.4g}" if isinstance(loss, (int, float)) else ""
     mark = {"finished": "[green]✓[/]", "diverged": "[red]✗ diverged[/]", "failed": "[red]✗ failed[/]"}.get(
@@ -140,8 +137,8 @@ def lr_find_command(
 def study_command(
     name: Optional[str] = typer.Argument(None, help="study name; omit to list the studies"),
     quick: bool = typer.Option(False, "--quick", help="the reduced form (small subsets, few epochs; for CI)"),
-    option: Optional[list[str]] = typer.Option(None, "--opt", help="a study knob KEY=VALUE, e.g. --opt epochs=10 "
-                                                                   "(see docs/studies.md)"),
+    option: Optional[list[str]] = typer.Option(None, "--opt", help="a study option KEY=VALUE, e.g. --opt epochs=10 "
+                                                                   "(`layerlab study` lists them)"),
     workers: int = WorkersOpt,
     ray: Optional[str] = RayOpt,
     db: Optional[str] = DbOpt,
@@ -150,33 +147,41 @@ def study_command(
     json_out: bool = JsonOpt,
 ) -> None:
     """Run a named study (toy-functions, classifiers, capacity, autoencoder-pca, init) into the store."""
-    import inspect
     from . import STUDIES, get_study
+    from .options import options_from_cli
     if name is None:
-        table = RichTable(title="Studies (`layerlab study NAME [--quick]`)", title_justify="left")
-        table.add_column("name", style="bold")
-        table.add_column("what it shows")
-        for s in STUDIES.values():
-            table.add_row(s.name, s.doc)
-        out.print(table)
+        _list_studies(STUDIES.values())
         return
     study = get_study(name)
-    module = study.load()
-    knobs = {}
-    allowed = [p for p in inspect.signature(module.run).parameters
-               if p not in ("store", "quick", "out_dir", "workers", "ray")]
-    for item in option or []:
-        if "=" not in item:
-            raise LayerlabError(f"--opt {item!r} must look like KEY=VALUE")
-        key, raw = (s.strip() for s in item.split("=", 1))
-        if key not in allowed:
-            raise LayerlabError(f"study {name} has no option {key!r}; it takes: {', '.join(allowed)}")
-        knobs[key] = yaml.safe_load(raw)
+    options = options_from_cli(study.options, list(option or []), quick=quick)  # before the store is touched
     store = _store(db)
     err.print(f"study {name}{' (quick)' if quick else ''}: {study.doc}")
-    result = module.run(store, quick=quick, out_dir=out_dir, workers=workers, ray=ray, **knobs)
+    result = study.load().run(store, options, quick=quick, out_dir=out_dir, workers=workers, ray=ray)
     _print_result(result, json_out=json_out, store=store)
     _maybe_report(store, result.record_id, report)
+
+
+def _list_studies(studies) -> None:
+    from .options import describe_field
+    table = RichTable(title="Studies (`layerlab study NAME [--quick] [--opt KEY=VALUE ...]`)", title_justify="left")
+    table.add_column("name", style="bold")
+    table.add_column("what it shows")
+    for s in studies:
+        table.add_row(s.name, s.doc)
+    out.print(table)
+    table = RichTable(title="Study options (`--opt KEY=VALUE`; values are YAML)", title_justify="left")
+    for col in ("study", "option", "type", "default", "--quick", "what it sets"):
+        table.add_column(col, overflow="fold")
+    for s in studies:
+        full, quick = s.options().model_dump(), s.options.quick().model_dump()
+        for key, f in s.options.model_fields.items():
+            table.add_row(s.name, key, describe_field(s.options, key), _esc(_yaml_value(full[key])),
+                          _esc(_yaml_value(quick[key])), _esc(f.description or ""))
+    out.print(table)
+
+
+def _yaml_value(v) -> str:
+    return "null" if v is None else str(v)
 
 
 def report_command(

@@ -20,7 +20,8 @@ from typing import Any, Callable
 from ..errors import InvalidSpec, spec_error
 from ..prepare import PreparedRun, prepare_run
 from ..spec import load_spec
-from .executors import Trial, check_executor, execute
+from ..train.results import RunResults
+from .executors import Trial, TrialFailure, check_executor, execute
 from .record import add_member, create_record, fail_record
 
 __all__ = ["Member", "prepare_members", "run_members", "read_member", "out_dir_for", "fmt", "finite", "Timer",
@@ -38,20 +39,16 @@ class Member:
     values: dict = field(default_factory=dict)
     run_id: int | None = None
     status: str | None = None
-    results: dict = field(default_factory=dict)
+    results: RunResults | None = None   # None: the run ended without results (it failed)
     diagnosis: str | None = None
     error: str | None = None
     series: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
     prepared: PreparedRun | None = field(default=None, repr=False)
 
-    def get(self, key: str, default=None):
-        v = self.results.get(key, default)
-        return _number(v) if isinstance(v, str) else v
-
-
-def _number(v):
-    """JSON-safe strings back to floats ("NaN" -> nan); other strings unchanged."""
-    return {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}.get(v, v)
+    @property
+    def measured(self) -> RunResults:
+        """``results``, or for a run without any (failed) a RunResults whose every value is None."""
+        return self.results if self.results is not None else RunResults.from_json({})
 
 
 def prepare_members(members: list[Member]) -> None:
@@ -78,14 +75,14 @@ def run_members(store, record_id: int, kind: str, members: list[Member], *, work
     trials = []
     for i, m in enumerate(members):
         m.spec = m.prepared.spec.to_dict()
-        m.run_id = m.prepared.create_run(store, name=f"{prefix} #{i + 1} · {m.label}"[:200])
+        m.run_id = m.prepared.create_run(store, name=f"{prefix} #{i + 1} · {m.label}"[:200], parent=record_id)
         add_member(store, record_id, m.run_id, kind=kind, index=i, values=m.values, label=m.label)
         trials.append(Trial(m.run_id, m.spec, m.label, train_options))
     by_id = {m.run_id: m for m in members}
 
-    def done(trial: Trial, result: dict) -> None:
+    def done(trial: Trial, result: RunResults | TrialFailure) -> None:
         m = by_id[trial.run_id]
-        m.error = result.get("error")
+        m.error = result.error if isinstance(result, TrialFailure) else None
         if on_done:
             read_member(store, m)
             on_done(m)
@@ -99,8 +96,8 @@ def run_members(store, record_id: int, kind: str, members: list[Member], *, work
 def read_member(store, m: Member, metrics: tuple[str, ...] = CURVE_METRICS) -> Member:
     run = store.get_run(m.run_id)
     m.status = run["status"]
-    m.results = run.get("results") or {}
-    m.diagnosis = run.get("diagnosis") or m.results.get("diagnosis")
+    m.results = RunResults.from_json(run.get("results"))
+    m.diagnosis = run.get("diagnosis") or m.measured.diagnosis
     m.error = run.get("error") or m.error
     m.series = {name: store.series(m.run_id, name) for name in metrics}
     return m
@@ -118,7 +115,6 @@ def out_dir_for(out_dir: str | Path | None, name: str) -> Path:
 def fmt(v: Any, digits: int = 4) -> str:
     if v is None:
         return "—"
-    v = _number(v)
     if isinstance(v, float):
         if math.isnan(v):
             return "NaN"
@@ -129,7 +125,6 @@ def fmt(v: Any, digits: int = 4) -> str:
 
 
 def finite(v: Any) -> float | None:
-    v = _number(v)
     return float(v) if isinstance(v, (int, float)) and math.isfinite(v) else None
 
 

@@ -3,8 +3,8 @@
 A trial is ``(store, run_id, spec data)``: the run already exists in the store (queued), and
 whoever executes it calls ``layerlab.train.train`` on it, so every trial, wherever it runs,
 writes its metrics to the same store (a ``Store`` pickles as its settings; each process opens
-its own connections). A trial that fails is recorded as ``failed`` by the trainer and returned
-as ``{"status": "failed", "error": ...}``; it does not stop the others.
+its own connections). A trial returns the run's ``RunResults``; one that fails is recorded as
+``failed`` by the trainer and returned as a ``TrialFailure``; it does not stop the others.
 
 * ``inline``: one after the other in this process (``workers=1``; no start-up cost).
 * ``pool``: ``workers`` spawned processes (spawn, not fork: torch and SQLite connections do not
@@ -23,11 +23,14 @@ import os
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from ..errors import LayerlabError
 
-__all__ = ["Trial", "run_trial", "execute", "check_executor", "executor_name", "import_ray", "RAY_INSTALL_HINT"]
+if TYPE_CHECKING:  # layerlab.train imports torch; a trial imports it where it trains
+    from ..train.results import RunResults
+
+__all__ = ["Trial", "TrialFailure", "run_trial", "execute", "check_executor", "executor_name", "import_ray", "RAY_INSTALL_HINT"]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +43,16 @@ class Trial:
     spec: dict          # spec data, parsed again where the trial runs
     label: str = ""
     options: dict | None = None   # extra keyword arguments of train() (predictions, log_every)
+
+
+@dataclass(frozen=True)
+class TrialFailure:
+    """A trial that ended without results: train() raised, or its worker (process, Ray task) died."""
+
+    run_id: int
+    error: str              # "ValueError: ..." or "worker died: ..."
+    traceback: str = ""     # the last frames, when train() raised
+    status: str = "failed"
 
 
 def _cores() -> int:
@@ -55,14 +68,14 @@ def _init_worker(threads: int) -> None:
     logging.basicConfig(level=logging.WARNING)
 
 
-def run_trial(store, trial: Trial, threads: int | None = None) -> dict:
+def run_trial(store, trial: Trial, threads: int | None = None) -> RunResults | TrialFailure:
     """Execute one queued trial run; return its results (never raises for a failed run)."""
     import torch
     if threads is not None:
         torch.set_num_threads(max(1, threads))
     from ..train import train
     try:
-        results = train(trial.spec, store=store, run_id=trial.run_id, **(trial.options or {}))
+        return train(trial.spec, store=store, run_id=trial.run_id, **(trial.options or {}))
     except Exception as exc:  # noqa: BLE001 — one failed trial must not sink the sweep
         log.warning("trial run %s failed: %s", trial.run_id, exc)
         try:
@@ -71,11 +84,7 @@ def run_trial(store, trial: Trial, threads: int | None = None) -> dict:
                 store.set_status(trial.run_id, "failed", error=f"{type(exc).__name__}: {exc}")
         except Exception:  # noqa: BLE001
             log.exception("could not mark run %s failed", trial.run_id)
-        return {"run_id": trial.run_id, "status": "failed", "error": f"{type(exc).__name__}: {exc}",
-                "traceback": traceback.format_exc(limit=5)}
-    results = dict(results)
-    results.pop("worst", None)
-    return results
+        return TrialFailure(trial.run_id, f"{type(exc).__name__}: {exc}", traceback.format_exc(limit=5))
 
 
 def check_executor(workers: int, ray: str | None) -> None:
@@ -91,19 +100,20 @@ def executor_name(workers: int, ray: str | None) -> str:
 
 
 def execute(store, trials: list[Trial], *, workers: int = 1, ray: str | None = None,
-            on_done: Callable[[Trial, dict], None] | None = None) -> dict[int, dict]:
-    """Run every trial; return ``{run_id: results}``. ``on_done`` is told as each one ends."""
+            on_done: Callable[[Trial, RunResults | TrialFailure], None] | None = None
+            ) -> dict[int, RunResults | TrialFailure]:
+    """Run every trial; return ``{run_id: results or failure}``. ``on_done`` is told as each one ends."""
     check_executor(workers, ray)
     kind = executor_name(workers, ray)
     if kind == "ray":
         return _execute_ray(store, trials, address=ray, on_done=on_done)
-    results: dict[int, dict] = {}
+    outcomes: dict[int, RunResults | TrialFailure] = {}
     if kind == "inline":
         for t in trials:
-            results[t.run_id] = r = run_trial(store, t)
+            outcomes[t.run_id] = r = run_trial(store, t)
             if on_done:
                 on_done(t, r)
-        return results
+        return outcomes
     import multiprocessing as mp
     threads = max(1, _cores() // workers)
     with ProcessPoolExecutor(max_workers=min(workers, len(trials)) or 1, mp_context=mp.get_context("spawn"),
@@ -114,12 +124,12 @@ def execute(store, trials: list[Trial], *, workers: int = 1, ray: str | None = N
             try:
                 r = fut.result()
             except Exception as exc:  # noqa: BLE001 — a worker died (killed, out of memory)
-                r = {"run_id": t.run_id, "status": "failed", "error": f"worker died: {exc}"}
-                _mark_failed(store, t.run_id, r["error"])
-            results[t.run_id] = r
+                r = TrialFailure(t.run_id, f"worker died: {exc}")
+                _mark_failed(store, t.run_id, r.error)
+            outcomes[t.run_id] = r
             if on_done:
                 on_done(t, r)
-    return results
+    return outcomes
 
 
 def _mark_failed(store, run_id: int, error: str) -> None:
@@ -139,11 +149,12 @@ def import_ray():
     return ray
 
 
-def _ray_trial(store, trial: Trial) -> dict:
+def _ray_trial(store, trial: Trial) -> RunResults | TrialFailure:
     return run_trial(store, trial, threads=1)
 
 
-def _execute_ray(store, trials: list[Trial], *, address: str, on_done) -> dict[int, dict]:
+def _execute_ray(store, trials: list[Trial], *, address: str,
+                 on_done) -> dict[int, RunResults | TrialFailure]:
     ray = import_ray()
     started_here = False
     if not ray.is_initialized():
@@ -159,7 +170,7 @@ def _execute_ray(store, trials: list[Trial], *, address: str, on_done) -> dict[i
     try:
         remote = ray.remote(num_cpus=1, max_retries=0)(_ray_trial)
         refs = {remote.remote(store, t): t for t in trials}
-        results: dict[int, dict] = {}
+        outcomes: dict[int, RunResults | TrialFailure] = {}
         pending = list(refs)
         while pending:
             done, pending = ray.wait(pending, num_returns=1)
@@ -168,12 +179,12 @@ def _execute_ray(store, trials: list[Trial], *, address: str, on_done) -> dict[i
             try:
                 r = ray.get(ref)
             except Exception as exc:  # noqa: BLE001 — the task's worker died
-                r = {"run_id": t.run_id, "status": "failed", "error": f"Ray task failed: {exc}"}
-                _mark_failed(store, t.run_id, r["error"])
-            results[t.run_id] = r
+                r = TrialFailure(t.run_id, f"Ray task failed: {exc}")
+                _mark_failed(store, t.run_id, r.error)
+            outcomes[t.run_id] = r
             if on_done:
                 on_done(t, r)
-        return results
+        return outcomes
     finally:
         if started_here:
             ray.shutdown()

@@ -25,17 +25,14 @@ from ..spec import resolve_objective, spec_data
 from ..textfmt import pct
 from .common import (Member, Timer, finite, fmt, out_dir_for, run_members, study_record,
                      weights_of)
+from .options import InitOptions
 from .record import StudyResult, Table, finish_record
 
-__all__ = ["NAME", "DOC", "run", "INITS", "first_step_grad_norms"]
+__all__ = ["NAME", "DOC", "run", "INITS", "first_step_grad_norms", "InitOptions"]
 
 NAME = "init"
 DOC = "zeros, normal, Xavier, He on the same MLP: loss curves and per-layer gradient norms over the first steps"
 INITS = {"zeros": "zeros", "normal": {"normal": {"std": 0.05}}, "xavier": "xavier_uniform", "he": "he_normal"}
-DEFAULTS = {"dataset": "fashion-mnist", "preset": "mnist-fc", "train_size": None, "test_size": None, "epochs": 1,
-            "steps": 100}
-QUICK = {"dataset": "fashion-mnist", "preset": "mnist-fc", "train_size": 2000, "test_size": 500, "epochs": 1,
-         "steps": 30}
 
 
 def first_step_grad_norms(spec, steps: int, data=None) -> dict[str, list[float]]:
@@ -75,26 +72,23 @@ def first_step_grad_norms(spec, steps: int, data=None) -> dict[str, list[float]]
     return norms
 
 
-def run(store, *, quick: bool = False, out_dir: str | Path | None = None, workers: int = 1, ray: str | None = None,
-        dataset: str | None = None, train_size: int | None = None, test_size: int | None = None,
-        epochs: float | None = None, steps: int | None = None) -> StudyResult:
+def run(store, options: InitOptions | None = None, *, quick: bool = False,
+        out_dir: str | Path | None = None, workers: int = 1, ray: str | None = None) -> StudyResult:
+    """Run the study; ``options`` default to ``InitOptions()`` (``quick``: ``.quick()``)."""
     timer = Timer()
-    opts = dict(QUICK if quick else DEFAULTS)
-    for key, v in (("dataset", dataset), ("train_size", train_size), ("test_size", test_size), ("epochs", epochs),
-                   ("steps", steps)):
-        if v is not None:
-            opts[key] = v
+    opts = InitOptions.resolve(options, quick=quick)
     members = []
     for label, init in INITS.items():
-        data = spec_data(opts["preset"])
-        data["name"] = f"{opts['preset']} · init {label}"
-        data["data"] = dict(data["data"], dataset=opts["dataset"], train_size=opts["train_size"],
-                            test_size=opts["test_size"])
-        data["train"] = dict(data["train"], init=init, epochs=opts["epochs"], seed=0)
+        data = spec_data(opts.preset)
+        data["name"] = f"{opts.preset} · init {label}"
+        data["data"] = dict(data["data"], dataset=opts.dataset, train_size=opts.train_size,
+                            test_size=opts.test_size)
+        data["train"] = dict(data["train"], init=init, epochs=opts.epochs, seed=0)
         members.append(Member(label, data, {"init": label}))
-    size = "all" if opts["train_size"] is None else f"{opts['train_size']:,}"
-    title = f"{opts['preset']} on {opts['dataset']}, {size} training examples, {opts['epochs']:g} epoch(s)"
-    with study_record(store, NAME, title=title, options=opts, dataset=opts["dataset"], members=members) as rid:
+    size = "all" if opts.train_size is None else f"{opts.train_size:,}"
+    title = f"{opts.preset} on {opts.dataset}, {size} training examples, {opts.epochs:g} epoch(s)"
+    with study_record(store, NAME, title=title, options=opts.model_dump(), dataset=opts.dataset,
+                      members=members) as rid:
         run_members(store, rid, "study", members, workers=workers, ray=ray)
         out = out_dir_for(out_dir, f"{NAME}-{rid}")
         spec0 = members[0].prepared.spec
@@ -102,7 +96,7 @@ def run(store, *, quick: bool = False, out_dir: str | Path | None = None, worker
         grad_norms, rows_metrics = {}, []
         wall = time.time()
         for m in members:
-            norms = first_step_grad_norms(m.prepared.spec, opts["steps"], data=data)
+            norms = first_step_grad_norms(m.prepared.spec, opts.steps, data=data)
             grad_norms[m.label] = norms
             for layer, values in norms.items():
                 rows_metrics += [(f"grad_norm/{m.label}/{layer}", i + 1, (i + 1) * spec0.train.batch_size, wall, v)
@@ -116,22 +110,23 @@ def run(store, *, quick: bool = False, out_dir: str | Path | None = None, worker
             hidden_zero = all(bool((w[f"{h}.weight"] == 0).all()) for h in hidden)
             first = {layer: v[0] for layer, v in grad_norms[m.label].items()}
             last = {layer: v[-1] for layer, v in grad_norms[m.label].items()}
+            res = m.measured
             runs.append({"run_id": m.run_id, "init": m.label, "status": m.status,
-                         "test_accuracy": finite(m.get("test_accuracy")), "test_loss": finite(m.get("test_loss")),
-                         "train_loss": finite(m.get("train_loss")), "step0_test_loss": finite(m.get("step0_test_loss")),
+                         "test_accuracy": finite(res.test_accuracy), "test_loss": finite(res.test_loss),
+                         "train_loss": finite(res.train_loss), "step0_test_loss": finite(res.step0_test_loss),
                          "hidden_weights_zero": hidden_zero, "grad_norm_first": first, "grad_norm_last": last})
         layers = list(next(iter(grad_norms.values())))
-        result = StudyResult(kind="study", name=NAME, record_id=rid, runs=[m.run_id for m in members], options=opts,
-                             title=f"Initialisation · {title}")
+        result = StudyResult(kind="study", name=NAME, record_id=rid, runs=[m.run_id for m in members],
+                             options=opts.model_dump(), title=f"Initialisation · {title}")
         result.numbers = {"runs": runs, "zero_init_hidden_unchanged": next(r for r in runs if r["init"] == "zeros")
-                          ["hidden_weights_zero"], "steps": opts["steps"]}
+                          ["hidden_weights_zero"], "steps": opts.steps}
         result.tables = [
             Table("Result per initialiser", ["run", "init", "loss at step 0", "final train loss", "final test loss",
                                              "test acc", "hidden weights all 0", "status"],
                   [[r["run_id"], r["init"], fmt(r["step0_test_loss"]), fmt(r["train_loss"]), fmt(r["test_loss"]),
                     pct(r["test_accuracy"]), "yes" if r["hidden_weights_zero"] else "no", r["status"]]
                    for r in runs]),
-            Table(f"Gradient norm per layer at update 1 → update {opts['steps']}", ["init", *layers],
+            Table(f"Gradient norm per layer at update 1 → update {opts.steps}", ["init", *layers],
                   [[r["init"], *[f"{fmt(r['grad_norm_first'][l], 3)} → {fmt(r['grad_norm_last'][l], 3)}"
                                  for l in layers]] for r in runs],
                   note="Norm of the layer's whole gradient (weights and bias), replayed by the study over the first "
@@ -144,7 +139,7 @@ def run(store, *, quick: bool = False, out_dir: str | Path | None = None, worker
             "curves": curves_figure(series, out / "curves.png", metrics=["cost", "test_loss", "test_accuracy"],
                                     cols=3, title="Loss and accuracy per initialiser"),
             "grad_norms": grad_norms_figure(grad_norms, out / "grad_norms.png",
-                                            title=f"Per-layer gradient norms over the first {opts['steps']} updates"),
+                                            title=f"Per-layer gradient norms over the first {opts.steps} updates"),
         }
         result.captions = {"curves": "Train loss, test loss and test accuracy for each initialiser.",
                            "grad_norms": "Norm of each layer's gradient (weights and bias) at each of the first "

@@ -90,7 +90,7 @@ def _apply(base: dict, values: dict[str, Any]) -> dict:
 
 
 def _classifies(members: list[Member]) -> bool:
-    return any(m.results.get("task") == "classification" for m in members)
+    return any(m.measured.task == "classification" for m in members)
 
 
 def sweep_table(members: list[Member], axes: list[Axis]) -> Table:
@@ -102,13 +102,13 @@ def sweep_table(members: list[Member], axes: list[Axis]) -> Table:
     cols += ["time (s)", "diagnosis"]
     rows = []
     for m in members:
+        r = m.measured
         best_loss = min((v for _, v in m.series.get("test_loss", []) if math.isfinite(v)), default=None)
         row = [m.run_id, *[value_text(m.values.get(p)) for p in paths], m.status,
-               fmt(m.get("train_loss")), fmt(m.get("test_loss")), fmt(best_loss)]
+               fmt(r.train_loss), fmt(r.test_loss), fmt(best_loss)]
         if cls:
-            row += [pct(m.get("train_accuracy")), pct(m.get("test_accuracy")),
-                    pct(m.get("best_test_accuracy"))]
-        row += [fmt(m.get("elapsed_s"), 3), (m.diagnosis or m.error or "") if m.status != "finished" else ""]
+            row += [pct(r.train_accuracy), pct(r.test_accuracy), pct(r.best_test_accuracy)]
+        row += [fmt(r.elapsed_s, 3), (m.diagnosis or m.error or "") if m.status != "finished" else ""]
         rows.append(row)
     return Table("Trials", cols, rows, note="train loss/accuracy: mean over the last epoch; test: the final model "
                                             "on the whole test split; best: the best evaluation during the run.")
@@ -117,12 +117,12 @@ def sweep_table(members: list[Member], axes: list[Axis]) -> Table:
 def _numbers(members: list[Member], axes: list[Axis]) -> dict:
     trials = []
     for m in members:
+        r = m.measured
         trials.append({"run_id": m.run_id, "label": m.label, "values": m.values, "status": m.status,
-                       "train_loss": finite(m.get("train_loss")), "test_loss": finite(m.get("test_loss")),
-                       "train_accuracy": finite(m.get("train_accuracy")),
-                       "test_accuracy": finite(m.get("test_accuracy")),
-                       "best_test_accuracy": finite(m.get("best_test_accuracy")),
-                       "elapsed_s": finite(m.get("elapsed_s")), "diagnosis": m.diagnosis})
+                       "train_loss": finite(r.train_loss), "test_loss": finite(r.test_loss),
+                       "train_accuracy": finite(r.train_accuracy), "test_accuracy": finite(r.test_accuracy),
+                       "best_test_accuracy": finite(r.best_test_accuracy),
+                       "elapsed_s": finite(r.elapsed_s), "diagnosis": m.diagnosis})
     ok = [t for t in trials if t["status"] == "finished"]
     if _classifies(members):
         best = max(ok, key=lambda t: t["best_test_accuracy"] or -1, default=None)
@@ -165,8 +165,9 @@ def sweep_figures(members: list[Member], axes: list[Axis], out: Path, *, title: 
              "group": ", ".join(f"{axis_label(o, paths)}={value_text(m.values.get(o))}" for o in others),
              "status": m.status}
         if m.status == "finished":
-            p.update(train_loss=finite(m.get("train_loss")), test_loss=finite(m.get("test_loss")),
-                     train_accuracy=finite(m.get("train_accuracy")), test_accuracy=finite(m.get("test_accuracy")))
+            r = m.measured
+            p.update(train_loss=finite(r.train_loss), test_loss=finite(r.test_loss),
+                     train_accuracy=finite(r.train_accuracy), test_accuracy=finite(r.test_accuracy))
         points.append(p)
     panels = [("loss", "final loss (train --, test —)")]
     if cls:

@@ -24,15 +24,14 @@ import numpy as np
 from ..spec import spec_data
 from .common import (Member, Timer, finite, fmt, last_predictions, out_dir_for, run_members, study_record,
                      weights_of)
+from .options import ToyFunctionsOptions
 from .record import StudyResult, Table, finish_record
 
-__all__ = ["NAME", "DOC", "run", "FUNCTIONS"]
+__all__ = ["NAME", "DOC", "run", "FUNCTIONS", "ToyFunctionsOptions"]
 
 NAME = "toy-functions"
 DOC = "linear model vs toy convnet on sum(xW), max(x), logsumexp(xW); convnet seeds; all-zeros init"
 FUNCTIONS = {"linear": "sum(x W)", "max": "max(x)", "logsumexp": "log Σ exp(x W)"}
-DEFAULTS = {"seeds": 5, "epochs": 50, "n_train": 1000, "n_test": 200}
-QUICK = {"seeds": 3, "epochs": 30, "n_train": 1000, "n_test": 200}
 
 
 def _spec(preset: str, fn: str, *, seed: int, epochs: float, n_train: int, n_test: int,
@@ -46,30 +45,28 @@ def _spec(preset: str, fn: str, *, seed: int, epochs: float, n_train: int, n_tes
     return data
 
 
-def run(store, *, quick: bool = False, out_dir: str | Path | None = None, workers: int = 1, ray: str | None = None,
-        seeds: int | None = None, epochs: float | None = None, n_train: int | None = None,
-        n_test: int | None = None) -> StudyResult:
+def run(store, options: ToyFunctionsOptions | None = None, *, quick: bool = False,
+        out_dir: str | Path | None = None, workers: int = 1, ray: str | None = None) -> StudyResult:
+    """Run the study; ``options`` default to ``ToyFunctionsOptions()`` (``quick``: ``.quick()``)."""
     timer = Timer()
-    opts = dict(QUICK if quick else DEFAULTS)
-    for k, v in (("seeds", seeds), ("epochs", epochs), ("n_train", n_train), ("n_test", n_test)):
-        if v is not None:
-            opts[k] = v
-    common = dict(epochs=opts["epochs"], n_train=opts["n_train"], n_test=opts["n_test"])
+    opts = ToyFunctionsOptions.resolve(options, quick=quick)
+    common = dict(epochs=opts.epochs, n_train=opts.n_train, n_test=opts.n_test)
     members = []
     for fn in FUNCTIONS:
         members.append(Member("linear", _spec("toy-linear", fn, seed=0, **common), {"function": fn, "model": "linear"}))
-        for s in range(opts["seeds"]):
+        for s in range(opts.seeds):
             members.append(Member(f"convnet seed {s}", _spec("toy-convnet", fn, seed=s, **common),
                                   {"function": fn, "model": "convnet", "seed": s}))
         members.append(Member("convnet, zeros init", _spec("toy-convnet", fn, seed=0, init="zeros", **common),
                               {"function": fn, "model": "convnet-zeros"}))
-    title = f"{opts['seeds']} convnet seeds, {opts['epochs']:g} epochs of {opts['n_train']} examples"
-    with study_record(store, NAME, title=title, options=opts, dataset="toy-functions", members=members) as rid:
+    title = f"{opts.seeds} convnet seeds, {opts.epochs:g} epochs of {opts.n_train} examples"
+    with study_record(store, NAME, title=title, options=opts.model_dump(), dataset="toy-functions",
+                      members=members) as rid:
         run_members(store, rid, "study", members, workers=workers, ray=ray,
-                    train_options={"predictions": opts["n_test"]})
+                    train_options={"predictions": opts.n_test})
         out = out_dir_for(out_dir, f"{NAME}-{rid}")
         result = StudyResult(kind="study", name=NAME, record_id=rid, runs=[m.run_id for m in members],
-                             options=opts, title=f"Toy functions · {title}")
+                             options=opts.model_dump(), title=f"Toy functions · {title}")
         result.numbers = _numbers(store, members, opts)
         result.tables = _tables(result.numbers, opts)
         result.figures = _figures(store, members, out)
@@ -87,26 +84,26 @@ def _by(members: list[Member], fn: str, model: str) -> list[Member]:
     return [m for m in members if m.values["function"] == fn and m.values["model"] == model]
 
 
-def _numbers(store, members: list[Member], opts: dict) -> dict:
+def _numbers(store, members: list[Member], opts: ToyFunctionsOptions) -> dict:
     from ..data import load_dataset
     nums: dict = {"functions": {}}
     for fn in FUNCTIONS:
         ds = load_dataset(f"toy-functions/{fn}", normalize="none",
-                          options={"n_train": opts["n_train"], "n_test": opts["n_test"]})
+                          options={"n_train": opts.n_train, "n_test": opts.n_test})
         conv = _by(members, fn, "convnet")
-        conv_losses = [finite(m.get("test_loss")) for m in conv]
+        conv_losses = [finite(m.measured.test_loss) for m in conv]
         ok = [v for v in conv_losses if v is not None]
         zeros = _by(members, fn, "convnet-zeros")[0]
         lin = _by(members, fn, "linear")[0]
         nums["functions"][fn] = {
             "target_variance": float(ds.test.y.float().var(unbiased=False)),
-            "linear": {"run_id": lin.run_id, "test_loss": finite(lin.get("test_loss")),
-                       "train_loss": finite(lin.get("train_loss")), "status": lin.status},
+            "linear": {"run_id": lin.run_id, "test_loss": finite(lin.measured.test_loss),
+                       "train_loss": finite(lin.measured.train_loss), "status": lin.status},
             "convnet": {"run_ids": [m.run_id for m in conv], "test_losses": conv_losses,
                         "statuses": [m.status for m in conv],
                         "median": statistics.median(ok) if ok else None, "min": min(ok, default=None),
                         "max": max(ok, default=None), "spread": (max(ok) / min(ok)) if ok and min(ok) > 0 else None},
-            "convnet_zeros": {"run_id": zeros.run_id, "test_loss": finite(zeros.get("test_loss")),
+            "convnet_zeros": {"run_id": zeros.run_id, "test_loss": finite(zeros.measured.test_loss),
                               "status": zeros.status, **_zero_check(store, zeros.run_id)},
         }
     f = nums["functions"]
@@ -126,11 +123,11 @@ def _zero_check(store, run_id: int) -> dict:
                                           if k.startswith("fc") and k.endswith("weight")), default=None)}
 
 
-def _tables(nums: dict, opts: dict) -> list[Table]:
+def _tables(nums: dict, opts: ToyFunctionsOptions) -> list[Table]:
     f = nums["functions"]
     cols = ["model", *[f"{FUNCTIONS[fn]}" for fn in FUNCTIONS]]
     rows = [["linear", *[fmt(f[fn]["linear"]["test_loss"]) for fn in FUNCTIONS]],
-            [f"convnet, median of {opts['seeds']} seeds", *[fmt(f[fn]["convnet"]["median"]) for fn in FUNCTIONS]],
+            [f"convnet, median of {opts.seeds} seeds", *[fmt(f[fn]["convnet"]["median"]) for fn in FUNCTIONS]],
             ["convnet, best seed", *[fmt(f[fn]["convnet"]["min"]) for fn in FUNCTIONS]],
             ["convnet, worst seed", *[fmt(f[fn]["convnet"]["max"]) for fn in FUNCTIONS]],
             ["convnet, all-zeros init", *[fmt(f[fn]["convnet_zeros"]["test_loss"]) for fn in FUNCTIONS]],
@@ -138,7 +135,7 @@ def _tables(nums: dict, opts: dict) -> list[Table]:
     main = Table("Test loss (MSE) per function and model", cols, rows,
                  note="Lower is better; the last row is the loss of a constant prediction of the mean.")
     seed_rows = [[f"seed {s}", *[fmt(f[fn]["convnet"]["test_losses"][s]) for fn in FUNCTIONS]]
-                 for s in range(opts["seeds"])]
+                 for s in range(opts.seeds)]
     seeds = Table("Toy convnet: test loss by initialisation seed", ["seed", *cols[1:]], seed_rows,
                   note="Same data, same training; only the initial weights differ.")
     zero_rows = [[FUNCTIONS[fn], "yes" if f[fn]["convnet_zeros"]["hidden_weights_zero"] else "no",
@@ -178,12 +175,12 @@ def _figures(store, members: list[Member], out: Path) -> dict[str, Path]:
         for fn in FUNCTIONS:
             cands = _by(members, fn, model)
             if model == "convnet":
-                cands = sorted(cands, key=lambda m: finite(m.get("test_loss")) or float("inf"))
+                cands = sorted(cands, key=lambda m: finite(m.measured.test_loss) or float("inf"))
             m = cands[0]
             items = last_predictions(store, m.run_id)
             true = [float(i["target"][0]) if i.get("target") not in (None, []) else np.nan for i in items]
             pred = [_f(i["output"][0]) if i.get("output") not in (None, []) else np.nan for i in items]
-            row.append({"true": true, "pred": pred, "note": f"test MSE {fmt(m.get('test_loss'), 3)}"})
+            row.append({"true": true, "pred": pred, "note": f"test MSE {fmt(m.measured.test_loss, 3)}"})
         rows.append(row)
         row_titles.append(title)
     figures["scatter"] = scatter_grid_figure(rows, out / "scatter.png", row_titles=row_titles,

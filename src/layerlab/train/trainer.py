@@ -42,6 +42,7 @@ from .losses import make_objective
 from .optim import make_optimizer
 from .plan import Plan, make_plan
 from .record import Recorder
+from .results import RunResults
 from .schedules import lr_at
 
 __all__ = ["train", "resume", "resolve_device"]
@@ -96,8 +97,11 @@ class Position:
 def train(spec: PreparedRun | Spec | dict | str, *, store=None, run_id: int | None = None,
           on_event: Callable[[dict], None] | None = None, stop_event: threading.Event | None = None,
           device: str | torch.device | None = None, data=None, checkpoint_every: float = 10.0,
-          log_every: int | None = None, predictions: int | list[int] = 20) -> dict:
-    """Train ``spec`` (prepared by ``prepare_run`` unless it already is) and return its results.
+          log_every: int | None = None, predictions: int | list[int] = 20) -> RunResults:
+    """Train ``spec`` (prepared by ``prepare_run`` unless it already is) and return its ``RunResults``.
+
+    The results are also stored (``results.to_json()``) when there is a store; a run that
+    fails raises (status ``failed``) and a KeyboardInterrupt is re-raised (``interrupted``).
 
     ``store``: a ``layerlab.store.Store`` to record the run in (None: nothing is persisted).
     ``run_id``: an existing queued run of that store to execute; None creates one.
@@ -119,8 +123,8 @@ def train(spec: PreparedRun | Spec | dict | str, *, store=None, run_id: int | No
 
 def resume(run_id: int, *, store=None, on_event: Callable[[dict], None] | None = None,
            stop_event: threading.Event | None = None, device: str | torch.device | None = None, data=None,
-           checkpoint_every: float = 10.0) -> dict:
-    """Continue an ``interrupted`` (or ``stopped``) run from its last checkpoint; return its results.
+           checkpoint_every: float = 10.0) -> RunResults:
+    """Continue an ``interrupted`` (or ``stopped``) run from its last checkpoint; return its ``RunResults``.
 
     ``store`` defaults to ``Store()``. ``device`` defaults to the device the run used.
     """
@@ -167,7 +171,7 @@ class _Trainer:
 
     # ================================================================== lifecycle
 
-    def run(self) -> dict:
+    def run(self) -> RunResults:
         if self.store is not None and self.run_id is None:
             self.run_id = self.prepared.create_run(self.store, device=str(self.device), versions=_versions())
         self.rec = Recorder(self.store, self.run_id, self.on_event, self.stop_event,
@@ -193,7 +197,7 @@ class _Trainer:
         except Exception:  # noqa: BLE001 — the original error matters more
             log.exception("could not mark run %s %s", self.run_id, status)
 
-    def _run(self) -> dict:
+    def _run(self) -> RunResults:
         if self.rec.persistent:
             self.store.start_run(self.run_id, device=str(self.device), versions=_versions(),
                                  resume=self.resume_status == "stopped")
@@ -571,37 +575,38 @@ class _Trainer:
 
     # ================================================================== the end
 
-    def _finish(self, status: str, **extra) -> dict:
+    def _finish(self, status: str, *, diverged_at_step: int | None = None,
+                evidence: list[dict] | None = None) -> RunResults:
         s, info = self.pos, self.data.info
         ev = getattr(self, "final_eval", None) or self._evaluate(detail=True)
-        results: dict = {
-            "run_id": self.run_id, "status": status, "device": str(self.device),
-            "task": self.objective.task, "loss": self.objective.loss, "params": self.check.total_params,
-            "examples": s.examples, "steps": s.step, "epochs": s.examples / self.plan.n_train,
-            "total_examples": self.plan.total_examples,
-            "elapsed_s": self._elapsed(), "train_time_s": s.train_time,
-            "examples_per_sec": s.examples / s.train_time if s.train_time > 0 else None,
-            "step0_test_accuracy": s.step0_test_accuracy, "step0_test_loss": s.step0_test_loss,
-            "test_accuracy": ev["accuracy"], "test_loss": ev["loss"], "best_test_accuracy": s.best_test_accuracy,
-            "train_loss": s.history[-1]["train_loss"] if s.history else s.last_cost,
-            "train_accuracy": s.history[-1]["train_accuracy"] if s.history else s.last_train_accuracy,
-            "history": s.history, "stop_reason": self.stop_reason,
-        }
+        confusion = worst = None
         if "confusion" in ev:
             names = list(info.class_names) or [str(i) for i in range(info.num_classes)]
-            results["confusion"] = {"classes": names, "matrix": ev["confusion"]}
-            results["worst"] = worst_examples(ev["p_true"], ev["pred"], self.data.test.y)
-            self.rec.put_artifact("confusion.json", json.dumps({"step": s.step, **results["confusion"]}).encode(),
+            confusion = {"classes": names, "matrix": ev["confusion"]}
+            worst = worst_examples(ev["p_true"], ev["pred"], self.data.test.y)
+            self.rec.put_artifact("confusion.json", json.dumps({"step": s.step, **confusion}).encode(),
                                   kind="confusion", media_type="application/json")
         speed = measure_inference(self.model, self.data, amp=self.amp) if len(self.data.test) else {}
-        results.update(speed)
         self.rec.metrics({k: v for k, v in speed.items() if k != "inference_batch_size"}, s.step, s.examples)
         if status != "diverged":
             self._announce(self.watch.notes(zero_init=self.zero_init, lr=self.spec.train.lr, final=True))
-        results.update(extra)
-        results["diagnoses"] = self.pos.diagnoses
-        results["diagnosis"] = "; ".join(d["text"] for d in self.pos.diagnoses if d["kind"] == "diverged") \
-            if status == "diverged" else ("; ".join(d["text"] for d in self.pos.diagnoses) or None)
+        diagnoses = self.pos.diagnoses
+        diagnosis = "; ".join(d["text"] for d in diagnoses if d["kind"] == "diverged") if status == "diverged" \
+            else ("; ".join(d["text"] for d in diagnoses) or None)
+        results = RunResults(
+            run_id=self.run_id, status=status, device=str(self.device),
+            task=self.objective.task, loss=self.objective.loss, params=self.check.total_params,
+            examples=s.examples, steps=s.step, epochs=s.examples / self.plan.n_train,
+            total_examples=self.plan.total_examples,
+            elapsed_s=self._elapsed(), train_time_s=s.train_time,
+            examples_per_sec=s.examples / s.train_time if s.train_time > 0 else None,
+            step0_test_accuracy=s.step0_test_accuracy, step0_test_loss=s.step0_test_loss,
+            test_accuracy=ev["accuracy"], test_loss=ev["loss"], best_test_accuracy=s.best_test_accuracy,
+            train_loss=s.history[-1]["train_loss"] if s.history else s.last_cost,
+            train_accuracy=s.history[-1]["train_accuracy"] if s.history else s.last_train_accuracy,
+            history=s.history, stop_reason=self.stop_reason,
+            diagnosis=diagnosis, diagnoses=diagnoses, diverged_at_step=diverged_at_step, evidence=evidence,
+            confusion=confusion, worst=worst, **speed)
         meta = {"run_id": self.run_id, "step": s.step, "examples": s.examples, "status": status,
                 "spec": self.spec.to_dict()}
         self.rec.put_artifact(WEIGHTS_ARTIFACT, weights_bytes(self.model, meta), kind="weights",
@@ -609,7 +614,7 @@ class _Trainer:
         self.rec.flush()
         if self.rec.persistent:
             self.store.heartbeat(self.run_id, step=s.step, examples=s.examples)
-            self.store.set_results(self.run_id, results)
-        self.rec.set_status(status, diagnosis=results["diagnosis"])
+            self.store.set_results(self.run_id, results.to_json())
+        self.rec.set_status(status, diagnosis=results.diagnosis)
         self.results = results
         return results

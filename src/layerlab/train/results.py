@@ -1,0 +1,152 @@
+"""``RunResults``: what one training run ends with, as ``train()`` returns it and the store keeps it.
+
+One typed field per number, each defined once (docs/metrics.md, "Run results", says the same
+in prose). The trainer builds it at the end of a run (finished, stopped or diverged), stores
+``to_json()`` with ``Store.set_results`` and returns the object; every view (CLI, API, report,
+studies) reads ``RunResults.from_json(run["results"])`` and picks attributes, never keys.
+
+The JSON form is plain JSON data with every field present (null where a run has no value);
+NaN and infinities stay floats (the store round-trips them; ``print_json`` and the API write
+them as ``"NaN"``/``"Infinity"`` strings). ``from_json`` reads what any store holds: a key an
+older store lacks reads as None (an empty list for ``history`` and ``diagnoses``), keys it no
+longer knows are ignored, and the strings ``"NaN"``/``"Infinity"``/``"-Infinity"`` in a number
+field (or a history row) read back as floats.
+
+This module imports nothing of torch (only ``layerlab.train``'s package init does), so that
+reading results never needs the engine.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import typing
+from dataclasses import dataclass, field
+from typing import Any, TypedDict
+
+__all__ = ["RunResults", "HistoryRow", "Confusion", "WorstExample", "Diagnosis"]
+
+
+class HistoryRow(TypedDict):
+    """One epoch: train values over the whole epoch, test values from the evaluation at its end."""
+
+    epoch: float                      # epochs done at this row (fractional for a partial last epoch)
+    examples: int
+    step: int
+    partial: bool                     # True: a fractional last epoch (or the epoch a stop cut short)
+    train_loss: float
+    train_accuracy: float | None      # None unless the task is classification
+    test_loss: float
+    test_accuracy: float | None
+
+
+class Confusion(TypedDict):
+    classes: list[str]
+    matrix: list[list[int]]           # matrix[i][j]: test examples of true class i predicted as j
+
+
+class WorstExample(TypedDict):
+    index: int                        # position in the test split
+    label: int
+    predicted: int
+    p_true: Any                       # probability of the true class: a float, or "NaN" for a diverged model
+
+
+class Diagnosis(TypedDict):
+    kind: str                         # zero_init, zero_gradients, dead_relu, flat_loss, diverged
+    text: str
+    step: int
+
+
+_NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def _number(v: Any) -> Any:
+    """The JSON-safe strings back to floats ("NaN" -> nan); anything else unchanged."""
+    return _NON_FINITE.get(v, v) if isinstance(v, str) else v
+
+
+@dataclass(kw_only=True)
+class RunResults:
+    """The results of one run. Test values are on the whole test split (or ``data.test_size``'s subset)."""
+
+    # ---------------------------------------------------------------- the run
+    run_id: int | None = None                   # the run in the store; None when trained without a store
+    status: str                                 # finished | stopped | diverged
+    device: str                                 # where it trained: "cpu", "cuda", "cuda:1"
+    task: str                                   # classification | regression | reconstruction
+    loss: str                                   # cross_entropy | mse | bce
+    params: int                                 # trainable parameters of the model
+
+    # ---------------------------------------------------------------- budget and time
+    examples: int                               # training examples seen (repeats over epochs counted)
+    steps: int                                  # updates done
+    epochs: float                               # examples / training-set size
+    total_examples: int                         # the budget: examples the run was planned to train
+    elapsed_s: float                            # wall seconds, evaluations included; a resumed run adds its
+    #                                             earlier sessions up to their last checkpoint
+    train_time_s: float                         # seconds of training only (no evaluation points), all sessions
+    examples_per_sec: float | None = None       # examples / train_time_s; None when nothing was trained
+
+    # ---------------------------------------------------------------- accuracy and loss (test split)
+    step0_test_accuracy: float | None = None    # the untrained model's (about 1 / classes); None unless
+    #                                             classification
+    step0_test_loss: float | None = None        # the untrained model's mean per-example loss
+    test_accuracy: float | None = None          # the final model's (a diverged run: the broken model's);
+    #                                             None unless classification
+    test_loss: float | None = None              # the final model's mean per-example loss
+    best_test_accuracy: float | None = None     # the highest test accuracy of any evaluation point
+    train_loss: float | None = None             # the last epoch row's train loss (mean over the epoch, each
+    #                                             batch before its update); before the first epoch ends, the
+    #                                             last log point's cost
+    train_accuracy: float | None = None         # the same row's (or log point's); None unless classification
+    history: list[HistoryRow] = field(default_factory=list)  # one row per epoch
+
+    # ---------------------------------------------------------------- why it ended
+    stop_reason: str | None = None              # a stopped run: "stop event" or "stop requested in the store"
+    diagnosis: str | None = None                # diverged: the explanation; else every not-learning finding
+    #                                             joined by "; "; None when there is none
+    diagnoses: list[Diagnosis] = field(default_factory=list)  # each finding with its kind and step
+    diverged_at_step: int | None = None         # diverged: the update whose loss was NaN, infinite or exploded
+    evidence: list[dict] | None = None          # diverged: the last (up to 16) replayed updates, {step, lr,
+    #                                             loss, logits_absmax, grad_norm, layer_grad_norms, weight_norm}
+
+    # ---------------------------------------------------------------- classification (final model, test split)
+    confusion: Confusion | None = None          # true class against predicted class, counted
+    worst: list[WorstExample] | None = None     # the 10 examples with the lowest probability of their class
+
+    # ---------------------------------------------------------------- inference speed (final model, test split)
+    inferences_per_sec: float | None = None     # batched: up to 10,000 examples in batches of 512
+    inferences_per_sec_b1: float | None = None  # one example per call, 100 calls, each waited for
+    latency_ms_b1: float | None = None          # milliseconds per call at batch 1 (1000 / inferences_per_sec_b1)
+    inference_batch_size: int | None = None     # the batch size of inferences_per_sec (512)
+
+    # ---------------------------------------------------------------- JSON
+
+    def to_json(self) -> dict:
+        """Plain JSON data, every field present (NaN and infinities stay floats)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict | None) -> "RunResults | None":
+        """The results a store holds (None for none); see the module doc for older stores."""
+        if not isinstance(data, dict):
+            return None
+        values = {}
+        for f in dataclasses.fields(cls):
+            v = data.get(f.name)
+            if f.name in _NUMBER_FIELDS:
+                v = _number(v)
+            elif f.name == "history":
+                v = [{k: _number(x) for k, x in row.items()} if isinstance(row, dict) else row for row in v or []]
+            elif f.name == "diagnoses":
+                v = list(v or [])
+            values[f.name] = v
+        return cls(**values)
+
+
+def _is_number_type(hint: Any) -> bool:
+    args = typing.get_args(hint) or (hint,)
+    return any(a in (float, int) for a in args)
+
+
+_NUMBER_FIELDS = frozenset(name for name, hint in typing.get_type_hints(RunResults).items() if _is_number_type(hint))
