@@ -16,8 +16,9 @@ test: setup
 	@pg_env=$$(bash scripts/postgres.sh --export 2>/tmp/layerlab-postgres.log) || { echo "PostgreSQL unavailable, its tests will skip (see /tmp/layerlab-postgres.log)"; pg_env=""; }; \
 	eval "$$pg_env"; .venv/bin/python -m pytest -q
 
+# The fast tier for the edit-test loop (under a minute here): no slow studies, no Ray, no browser.
 test-fast: setup
-	.venv/bin/python -m pytest -q -m "not slow"
+	.venv/bin/python -m pytest -q -m "not slow and not browser"
 
 clean:
 	rm -rf .venv .pytest_cache .hypothesis

@@ -49,6 +49,7 @@ def toy(store, out):
     return run_study("toy-functions", store, quick=True, out_dir=out)
 
 
+@pytest.mark.slow  # the toy-functions study trains 24 runs (about 10 s)
 def test_toy_functions_linear_model_fits_the_linear_target_not_the_max(toy, store):
     f = toy.numbers["functions"]
     lin_on_linear = f["linear"]["linear"]["test_loss"]
@@ -61,6 +62,7 @@ def test_toy_functions_linear_model_fits_the_linear_target_not_the_max(toy, stor
     _check_record(store, toy, 3 * (1 + 3 + 1))
 
 
+@pytest.mark.slow  # the toy-functions study trains 24 runs (about 10 s)
 def test_toy_functions_convnet_depends_on_its_seed(toy):
     for fn, nums in toy.numbers["functions"].items():
         losses = nums["convnet"]["test_losses"]
@@ -68,6 +70,7 @@ def test_toy_functions_convnet_depends_on_its_seed(toy):
         assert len(set(losses)) == 3, f"{fn}: different seeds should give different results"
 
 
+@pytest.mark.slow  # the toy-functions study trains 24 runs (about 10 s)
 def test_toy_functions_zero_init_learns_nothing(toy, store):
     assert toy.numbers["zero_init_hidden_unchanged"] is True
     for fn, nums in toy.numbers["functions"].items():

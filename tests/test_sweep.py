@@ -138,6 +138,7 @@ def test_sweep_validates_every_combination_before_running(tmp_path):
     assert store.list_runs() == []  # nothing was created
 
 
+@pytest.mark.slow  # spawns a process pool (about 3 s)
 def test_random_sweep_over_presets_in_a_process_pool(tmp_path):
     store = Store(tmp_path / "runs.db")
     result = sweep("toy-linear", ["model=preset/toy-linear,preset/toy-convnet", "train.lr=1e-3:1e-1"], store=store,

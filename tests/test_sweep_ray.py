@@ -8,7 +8,7 @@ from layerlab.studies.sweep import sweep
 
 ray = pytest.importorskip("ray", reason="Ray is optional: pip install 'layerlab[ray]'")
 
-pytestmark = pytest.mark.ray
+pytestmark = [pytest.mark.ray, pytest.mark.slow]  # a local Ray starts in about 6 s
 
 
 def test_sweep_on_local_ray_writes_every_trial_to_the_shared_store(tmp_path):

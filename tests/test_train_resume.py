@@ -77,6 +77,7 @@ def _checkpoint_step(store, run_id) -> int:
         return -1
 
 
+@pytest.mark.slow  # a training subprocess, killed and resumed (about 4 s)
 def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path):
     import json
     db = tmp_path / "runs.db"
