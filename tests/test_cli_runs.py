@@ -79,3 +79,23 @@ def test_dead_relus_are_explained_not_crashed(db):
     result = _train("--lr", "10", "--set", "train.momentum=0.9")
     assert result["status"] == "finished" and result["test_accuracy"] < 0.3
     assert "dead ReLUs" in result["diagnosis"] and "lower the learning rate" in result["diagnosis"]
+
+
+def test_train_resume_takes_no_spec_and_continues_a_stopped_run(db):
+    """The README's `layerlab train --resume ID` (it used to exit 2: "Missing argument 'source'")."""
+    import threading
+
+    from layerlab.store import Store
+    from layerlab.train import train
+    stop = threading.Event()
+    stop.set()  # stops after the first update, keeping what it learned
+    spec = {"data": {"dataset": "digits"}, "model": ["flatten", {"fc": {"units": 10}}], "train": {"examples": 640}}
+    first = train(spec, store=Store(db), stop_event=stop)
+    assert first.status == "stopped" and first.examples < 640
+    result = cli("train", "--resume", first.run_id, "--json")
+    assert result.exit_code == 0, result.output + result.stderr
+    resumed = json.loads(result.stdout)
+    assert (resumed["run_id"], resumed["status"], resumed["examples"]) == (first.run_id, "finished", 640)
+    both = cli("train", "fc10-relu-fc10", "--resume", first.run_id)
+    assert both.exit_code == 2 and "not both" in both.stderr
+    assert cli("train").exit_code == 2

@@ -137,7 +137,7 @@ def _results_table(run_id: int, r: RunResults, store_url: str, *, status: str | 
 
 
 def train_command(
-    source: str = typer.Argument(..., help="spec file or preset name"),
+    source: Optional[str] = typer.Argument(None, help="spec file or preset name (none with --resume)"),
     dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="data set to train on"),
     epochs: Optional[float] = typer.Option(None, "--epochs", help="passes over the training set"),
     examples: Optional[int] = typer.Option(None, "--examples", help="stop after this many examples (wins over epochs)"),
@@ -154,6 +154,8 @@ def train_command(
     """Train a spec or preset and keep the run in the store, with a live display."""
     from .train import resume as resume_run
     from .train import train
+    if (source is None) == (resume is None):
+        raise LayerlabError("give a spec file or preset to train, or --resume RUN to continue a run (not both)")
     store = _store(db)
     stop = threading.Event()
     if resume is not None:
