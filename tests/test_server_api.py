@@ -193,6 +193,21 @@ def test_check_rows_and_problems(client):
     assert field["problems"][0]["field"] == "train.lr" and "must be > 0" in field["problems"][0]["message"]
 
 
+def test_check_says_a_data_set_is_not_here_as_train_would(client, tmp_path, monkeypatch):
+    """Before: 'mnist (not downloaded)' passed as a valid model, and the run failed later."""
+    monkeypatch.setenv("LAYERLAB_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    spec = {**TINY, "data": {"dataset": "mnist"}}
+    verdict = client.post("/api/check", json=spec).json()
+    assert verdict["valid"] is False and [r["status"] for r in verdict["layers"]] == ["ok", "ok"]
+    (p,) = verdict["problems"]
+    assert (p["category"], p["field"], p["hint"]) == (
+        "data", "data.dataset", "fetch it with `layerlab data fetch mnist`, or pick a data set from `layerlab data list`")
+    refused = assert_4xx(client.post("/api/runs", json={"spec": spec}), 409, "not on this machine")
+    assert refused["error"] == "DataUnavailable" and refused["problems"] == verdict["problems"]
+    assert_4xx(client.post("/api/predict", json=spec), 409, "not on this machine")
+
+
 def test_check_never_reads_a_path_or_errors(client):
     for body in ("/etc/passwd", "fc10-relu-fc10", [1, 2], 3, {"model": "preset/../../etc"}, {"model": [{}]},
                  {"model": [{"fc": {"units": "ten"}}]}, {"data": "x", "model": 5, "train": []}):
