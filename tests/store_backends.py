@@ -6,6 +6,7 @@ that database, dropped afterwards.
 """
 from __future__ import annotations
 
+import multiprocessing as mp
 import os
 import uuid
 
@@ -14,7 +15,7 @@ import sqlalchemy as sa
 
 from layerlab.store import resolve_url
 
-__all__ = ["PG_URL", "BACKENDS", "url"]
+__all__ = ["PG_URL", "BACKENDS", "url", "run_together"]
 
 PG_URL = os.environ.get("LAYERLAB_TEST_PG_URL")
 
@@ -46,3 +47,22 @@ def url(request, tmp_path):
     with admin.begin() as conn:
         conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
     admin.dispose()
+
+
+def run_together(target, arg_tuples: list[tuple], *, timeout: float = 120) -> None:
+    """Start one spawned process per argument tuple, let them go at once, and assert all succeeded.
+
+    ``target(*args, start, errors)`` waits on the barrier ``start`` and puts an error's text on
+    the queue ``errors`` before it fails.
+    """
+    ctx = mp.get_context("spawn")
+    start, errors = ctx.Barrier(len(arg_tuples)), ctx.Queue()
+    procs = [ctx.Process(target=target, args=(*args, start, errors)) for args in arg_tuples]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout)
+    problems = []
+    while not errors.empty():
+        problems.append(errors.get())
+    assert problems == [] and [p.exitcode for p in procs] == [0] * len(procs)

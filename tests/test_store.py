@@ -16,7 +16,7 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from store_backends import url  # noqa: F401  (a fixture: SQLite, and PostgreSQL when configured)
+from store_backends import run_together, url  # noqa: F401  (a fixture: SQLite, and PostgreSQL when configured)
 from layerlab.errors import StoreError
 from layerlab.store import SCHEMA_VERSION, STATUSES, Store, resolve_url
 from layerlab.store.schema import artifacts, events, metrics, runs, schema_version
@@ -460,17 +460,7 @@ def _write_metrics(url: str, run_id: int, writer: int, start, errors) -> None:
 
 def test_concurrent_writers(store, url):
     run_id = store.create_run(SPEC, status="running")
-    ctx = mp.get_context("spawn")
-    start, errors = ctx.Barrier(4), ctx.Queue()
-    procs = [ctx.Process(target=_write_metrics, args=(url, run_id, w, start, errors)) for w in range(4)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(120)
-    problems = []
-    while not errors.empty():
-        problems.append(errors.get())
-    assert problems == [] and [p.exitcode for p in procs] == [0, 0, 0, 0]
+    run_together(_write_metrics, [(url, run_id, w) for w in range(4)])
     rows = store.metrics(run_id)
     assert len(rows) == 8000
     for w in range(4):

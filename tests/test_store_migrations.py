@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import math
-import multiprocessing as mp
 import shutil
 import sqlite3
 from pathlib import Path
@@ -23,7 +22,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from store_backends import url  # noqa: F401  (a fixture: SQLite, and PostgreSQL when configured)
+from store_backends import run_together, url  # noqa: F401  (a fixture: SQLite, and PostgreSQL when configured)
 from layerlab.errors import StoreError
 from layerlab.report.html import resolve_targets
 from layerlab.store import SCHEMA_VERSION, Store, resolve_url
@@ -283,17 +282,7 @@ def _open_and_write(url: str, start, errors) -> None:
 
 
 def _open_at_once(url: str, n: int = 4) -> None:
-    ctx = mp.get_context("spawn")
-    start, errors = ctx.Barrier(n), ctx.Queue()
-    procs = [ctx.Process(target=_open_and_write, args=(url, start, errors)) for _ in range(n)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(120)
-    problems = []
-    while not errors.empty():
-        problems.append(errors.get())
-    assert problems == [] and [p.exitcode for p in procs] == [0] * n
+    run_together(_open_and_write, [(url,)] * n)
 
 
 def test_processes_opening_one_new_store_at_once(url):
