@@ -90,7 +90,8 @@ def test_layers_presets_inits_listings():
             "leaky_relu", "elu", "sigmoid", "tanh", "softmax", "linear", "dropout", "batchnorm"} <= kinds
     fc = next(e for e in layers if e["kind"] == "fc")
     assert fc["aliases"] == ["dense"] and fc["params"][0] == {
-        "name": "units", "type": "integer", "default": 10, "doc": "number of output values (neurons)", "ge": 1}
+        "name": "units", "type": "integer", "default": 10, "doc": "number of output values (neurons)", "ge": 1,
+        "le": 10_000_000}
     table = run("layers", check=True).stdout
     assert "conv2d" in table and "Convolution over images" in table
     presets = json.loads(run("presets", "--json", check=True).stdout)
@@ -108,4 +109,4 @@ def test_docs_layers_md_is_generated_from_the_catalogue():
     from layerlab.docs import catalogue_markdown
     committed = (Path(__file__).parent.parent / "docs" / "layers.md").read_text(encoding="utf-8")
     assert committed == catalogue_markdown(), "docs/layers.md is stale: run `layerlab layers --markdown > docs/layers.md`"
-    assert "## `conv2d`" in committed and "| `depth` | integer | `1` | ≥ 1 |" in committed
+    assert "## `conv2d`" in committed and "| `depth` | integer | `1` | ≥ 1, ≤ 100000 |" in committed

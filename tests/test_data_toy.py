@@ -77,7 +77,7 @@ def test_toy_targets_function_directly():
 @pytest.mark.parametrize("options,needle", [
     ({"nosie": 0.1}, "unknown option 'nosie' for data set 'toy-functions'; it takes: n_test, n_train, noise, seed, w_seed"),
     ({"noise": -0.5}, "The 'noise' option of toy-functions must be a float in the range [0, 1]"),
-    ({"n_train": 2.5}, "The 'n_train' option of toy-functions must be an integer in the range [1, 1e+07]"),
+    ({"n_train": 2.5}, "The 'n_train' option of toy-functions must be an integer in the range [1, 1e+06]"),
     ({"seed": "x"}, "Got 'x' instead."),
 ])
 def test_bad_options(options, needle):

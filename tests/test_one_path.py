@@ -73,6 +73,8 @@ BAD_SPECS = [
     ("classify-regression-data", variant(data={"dataset": "toy-functions/max"}, model=[{"fc": {"units": 1}}],
                                          train={"task": "classification"}), ["objective"]),
     ("nesterov-without-momentum", variant(train={"optimizer": "nesterov", "momentum": 0}), ["optimizer"]),
+    ("over-the-memory-budget", variant(model=["flatten", {"fc": {"units": 5_000_000}}, {"fc": {"units": 10}}]),
+     ["budget"]),
     ("missing-data-set", variant(data={"dataset": "mnist"}, model=["flatten", {"fc": {"units": 10}}]), ["data"]),
     ("several-at-once", variant(model=["flatten", {"fc": {"units": 0}}], train={"lr": 0, "momentum": 2}),
      ["field", "field", "field"]),

@@ -10,6 +10,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
+from .budget import format_bytes, memory_limit
 from .cli_support import LabTyper, err, out, print_json, print_problems, report_error
 from .errors import LayerlabError, spec_error
 from .init import INITIALISERS
@@ -85,23 +86,29 @@ def summary(
                     "trainable_params": result.trainable_params, "total_mult_adds": result.total_mult_adds,
                     "dataset": result.dataset, "input_shape": result.input_shape,
                     "output_shape": result.output_shape, "task": result.task, "loss": result.loss,
-                    "warnings": data["warnings"]})
+                    "memory": result.memory, "warnings": data["warnings"]})
         return
     name = spec_data(source).get("name", source)
     out.print(f"[bold]Model: {_esc(str(name))}[/]  ·  data: {result.dataset} ({_shape(result.input_shape)})  ·  "
               f"task: {result.task}  ·  loss: {result.loss}")
     table = Table()
+    batch = result.memory["batch_size"]
     for col, justify in (("#", "right"), ("layer", "left"), ("input", "right"), ("output", "right"),
-                         ("params", "right"), ("mult-adds", "right")):
+                         ("params", "right"), ("mult-adds", "right"), (f"memory (batch {batch})", "right")):
         table.add_column(col, justify=justify)
     for row in result.rows:
         table.add_row(str(row.index + 1), _layer_text(row.kind, row.config), _shape(row.input_shape),
-                      _shape(row.output_shape), f"{row.params:,}", f"{row.mult_adds:,}")
+                      _shape(row.output_shape), f"{row.params:,}", f"{row.mult_adds:,}", format_bytes(row.memory))
     out.print(table)
     out.print(f"Total params: {result.total_params:,}")
     out.print(f"Trainable params: {result.trainable_params:,}")
     out.print(f"Non-trainable params: {result.total_params - result.trainable_params:,}")
     out.print(f"Mult-adds per example: {result.total_mult_adds:,}")
+    m = result.memory
+    out.print(f"Training memory (batch {batch}): about {format_bytes(m['total'])} of a "
+              f"{format_bytes(memory_limit())} budget (LAYERLAB_MAX_MEMORY)")
+    out.print(f"  weights {format_bytes(m['weights'])}, gradients {format_bytes(m['gradients'])}, optimiser state "
+              f"{format_bytes(m['optimizer_state'])}, activations {format_bytes(m['activations'])}")
     print_problems([], result.warnings)
 
 

@@ -11,6 +11,8 @@ def _range(p: dict) -> str:
     bits = [f"{sym} {p[key]}" for key, sym in (("ge", "≥"), ("gt", ">"), ("le", "≤"), ("lt", "<")) if key in p]
     if "choices" in p:
         bits.append(" \\| ".join(f"`{c}`" for c in p["choices"]))
+    if p.get("finite"):
+        bits.append("finite")
     return ", ".join(bits)
 
 

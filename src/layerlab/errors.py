@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, replace
 
 __all__ = ["LayerlabError", "Problem", "PROBLEM_CATEGORIES", "InvalidSpec", "SpecError", "DataError",
            "DataUnavailable", "StoreError", "NotFound", "Conflict", "StoreUnavailable", "UnknownDataset",
-           "RunNotFound", "RunConflict", "spec_error"]
+           "RunNotFound", "RunConflict", "OutOfMemory", "spec_error"]
 
 
 class LayerlabError(Exception):
@@ -44,6 +44,7 @@ PROBLEM_CATEGORIES = {
     "objective": "the model's output does not fit the task and loss",
     "optimizer": "a combination of hyper-parameters the optimiser cannot use",
     "data": "a data set that is not on this machine",
+    "budget": "a model that needs more memory to train than the budget (LAYERLAB_MAX_MEMORY)",
     "advice": "valid, but probably not what was meant (a warning, never a reason to refuse)",
 }
 
@@ -132,6 +133,12 @@ def spec_error(problems: list[Problem], *, result=None) -> InvalidSpec:
 
 class StoreError(LayerlabError):
     """A run or artifact that is missing, or a store that cannot be used."""
+
+
+class OutOfMemory(LayerlabError):
+    """Training needed more memory than the machine could give; the run is marked failed with this."""
+
+    http_status = 507
 
 
 class NotFound(LayerlabError):

@@ -187,7 +187,8 @@ def _same(shape: Shape, p: dict) -> Shape:
 
 def _batchnorm_shape(shape: Shape, p: dict) -> Shape:
     if len(shape) not in (1, 2, 3):
-        raise ShapeError(f"batchnorm needs a 1-D, 2-D or 3-D input, but receives {shape_text(shape)}", "")
+        raise ShapeError(f"batchnorm needs a 1-D, 2-D or 3-D input, but receives {shape_text(shape)}",
+                         "add flatten or reshape before this layer")
     return shape
 
 
@@ -222,12 +223,12 @@ def _conv_mult_adds(i: Shape, o: Shape, p: dict, rank: int) -> int:
 
 
 _WINDOW = (
-    Param("field", int, 3, "window size (kernel size) along each spatial axis", ge=1),
-    Param("stride", int, 1, "step between windows", ge=1),
-    Param("pad", int, 0, "zeros added on each side of each spatial axis", ge=0),
+    Param("field", int, 3, "window size (kernel size) along each spatial axis", ge=1, le=1024),
+    Param("stride", int, 1, "step between windows", ge=1, le=1024),
+    Param("pad", int, 0, "zeros added on each side of each spatial axis", ge=0, le=1024),
 )
 _CONV = _WINDOW + (
-    Param("depth", int, 1, "number of filters (output channels)", ge=1),
+    Param("depth", int, 1, "number of filters (output channels)", ge=1, le=100_000),
     Param("bias", bool, True, "learn one bias per filter"),
 )
 
@@ -269,7 +270,7 @@ _KINDS: list[LayerKind] = [
     ),
     LayerKind(
         name="fc", category="core", aliases=("dense",), weighted=True,
-        params=(Param("units", int, 10, "number of output values (neurons)", ge=1),
+        params=(Param("units", int, 10, "number of output values (neurons)", ge=1, le=10_000_000),
                 Param("bias", bool, True, "learn one bias per unit")),
         output_shape=_fc_shape,
         factory=lambda s, p: nn.Linear(s[0], p["units"], bias=p["bias"]),
@@ -285,9 +286,9 @@ _KINDS: list[LayerKind] = [
     _activation("relu", "Rectified linear unit: max(0, x).", lambda s, p: nn.ReLU()),
     _activation("leaky_relu", "Leaky ReLU: x for x > 0, slope × x otherwise.",
                 lambda s, p: nn.LeakyReLU(p["slope"]),
-                (Param("slope", float, 0.01, "slope for negative inputs", ge=0.0),)),
+                (Param("slope", float, 0.01, "slope for negative inputs", ge=0.0, le=1000.0),)),
     _activation("elu", "Exponential linear unit: x for x > 0, alpha × (exp(x) − 1) otherwise.",
-                lambda s, p: nn.ELU(p["alpha"]), (Param("alpha", float, 1.0, "saturation value for negative inputs", gt=0.0),)),
+                lambda s, p: nn.ELU(p["alpha"]), (Param("alpha", float, 1.0, "saturation value for negative inputs", gt=0.0, le=1000.0),)),
     _activation("sigmoid", "Logistic sigmoid: 1 / (1 + exp(−x)), squashes to (0, 1).", lambda s, p: nn.Sigmoid()),
     _activation("tanh", "Hyperbolic tangent, squashes to (−1, 1).", lambda s, p: nn.Tanh()),
     _activation("softmax", "Softmax over the features (channels): values become probabilities summing to 1. "
@@ -303,7 +304,7 @@ _KINDS: list[LayerKind] = [
     LayerKind(
         name="batchnorm", category="regularisation", output_shape=_batchnorm_shape, factory=_batchnorm,
         params=(Param("momentum", float, 0.1, "weight of each batch in the running statistics", gt=0.0, le=1.0),
-                Param("epsilon", float, 1e-5, "added to the variance for stability", gt=0.0)),
+                Param("epsilon", float, 1e-5, "added to the variance for stability", gt=0.0, le=1.0)),
         count_params=lambda s, p: 2 * s[0],
         doc="Batch normalisation per feature (or channel), with a learned scale and shift.",
     ),

@@ -58,10 +58,13 @@ class Param:
                 out[key] = getattr(self, key)
         if self.choices is not None:
             out["choices"] = list(self.choices)
+        if self.type is float:
+            out["finite"] = True  # NaN and infinities are refused (see _STRICT)
         return out
 
 
-_STRICT = ConfigDict(extra="forbid", strict=True)
+# allow_inf_nan=False: every float parameter must be finite (an inf slope or std is never meant).
+_STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 def params_model(name: str, params: tuple[Param, ...], *, config: ConfigDict = _STRICT) -> type[BaseModel]:

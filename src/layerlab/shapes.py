@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
+from .budget import budget_problems, estimate
 from .data.catalogue import DatasetInfo, get_info
 from .errors import DataError, Problem
 from .layers import CATALOGUE, Shape, ShapeError, shape_text
@@ -32,6 +33,7 @@ class LayerRow:
     mult_adds: int = 0
     status: str = "ok"              # ok | error | unchecked (after an error)
     config: dict = field(default_factory=dict)
+    memory: int = 0                 # bytes to train: its weights' share and its activations (budget.py)
 
 
 @dataclass
@@ -50,6 +52,7 @@ class CheckResult:
     total_params: int = 0
     trainable_params: int = 0
     total_mult_adds: int = 0
+    memory: dict | None = None      # budget.MemoryEstimate.to_json() for the spec's batch size and optimiser
 
     def to_json(self) -> dict:
         out = asdict(self)
@@ -82,7 +85,17 @@ def check(source: Spec | dict | str, *, dataset: str | DatasetInfo | None = None
             return CheckResult(valid=False, rows=[], problems=[Problem(
                 str(exc), "pick a data set from `layerlab data list`", field="data.dataset")])
     task, loss = resolve_objective(spec.train, info)
-    return check_layers(spec.model, info, task=task, loss=loss)
+    result = check_layers(spec.model, info, task=task, loss=loss)
+    if result.rows and all(r.status == "ok" for r in result.rows):
+        est = estimate(result.rows, info.input_shape, batch_size=spec.train.batch_size,
+                       optimizer=spec.train.optimizer)
+        for row, size in zip(result.rows, est.by_layer):
+            row.memory = size
+        result.memory = est.to_json()
+        over = budget_problems(est, result.rows)
+        result.problems += over
+        result.valid = result.valid and not over
+    return result
 
 
 def infer_shapes(layers: list[LayerSpec], input_shape: Shape,

@@ -19,7 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .data.catalogue import DATASETS, DatasetInfo, get_info
-from .errors import Problem, SpecError
+from .errors import DataError, Problem, SpecError
 from .init import parse_init
 from .layers import CATALOGUE, get_kind, resolve_kind
 from .params import problems_from_validation, validate_params
@@ -50,7 +50,10 @@ OPTIMIZER_CONSTRAINTS: dict[str, tuple[tuple[str, Any, str, str], ...]] = {
                   "set train.momentum above 0, e.g. 0.9, or use optimizer: sgd"),),
 }
 
-_STRICT = ConfigDict(extra="forbid")
+# allow_inf_nan=False: every float field must be finite; upper bounds below mark what cannot be meant.
+_STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
+MAX_EXAMPLES = 10**10   # examples a run may train (about 2 days at 50,000 examples/s)
+MAX_SUBSET = 1_000_000  # examples a data subset (or a generated set) may hold
 
 
 class DataSpec(BaseModel):
@@ -61,8 +64,9 @@ class DataSpec(BaseModel):
     # -1..1 is the Model Builder's default; standardize uses the training set's mean and std.
     normalize: Literal["-1..1", "0..1", "none", "standardize"] = "-1..1"
     # Subsets make classroom runs fast; None keeps the whole split.
-    train_size: int | None = Field(None, ge=1, description="use the first N training examples (seeded order)")
-    test_size: int | None = Field(None, ge=1, description="use the first N test examples")
+    train_size: int | None = Field(None, ge=1, le=MAX_SUBSET,
+                                   description="use the first N training examples (seeded order)")
+    test_size: int | None = Field(None, ge=1, le=MAX_SUBSET, description="use the first N test examples")
     val_fraction: float = Field(0.0, ge=0.0, lt=1.0, description="fraction of train held out for validation")
     options: dict[str, Any] = Field(default_factory=dict, description="data-set knobs (toy sets: noise, sizes)")
 
@@ -85,6 +89,12 @@ class DataSpec(BaseModel):
         if info is None:
             return []  # parse_spec names an unknown data set
         out = []
+        try:
+            from .data.toy import check_options
+            check_options(info.name, info.options, self.options)
+        except DataError as exc:
+            out.append(Problem(str(exc), f"see `layerlab data show {info.name}` for its options and their ranges",
+                               field="data.options"))
         if info.source != "generated":  # generated sets make as many examples as asked
             for name, size in (("train_size", info.train_size), ("test_size", info.test_size)):
                 value = getattr(self, name)
@@ -105,30 +115,31 @@ class TrainSpec(BaseModel):
 
     model_config = _STRICT
     optimizer: Literal[OPTIMIZERS] = "momentum"  # type: ignore[valid-type]
-    lr: float = Field(0.1, gt=0.0, description="learning rate")
+    # Up to 1e6: the practicum's divergence demos go far past any useful rate, but not to infinity.
+    lr: float = Field(0.1, gt=0.0, le=1e6, description="learning rate")
     momentum: float = Field(0.1, ge=0.0, lt=1.0, description="momentum (momentum, nesterov, rmsprop)")
     rho: float = Field(0.9, ge=0.0, lt=1.0, description="decay of the squared-gradient average (rmsprop, adadelta)")
     beta1: float = Field(0.9, ge=0.0, lt=1.0, description="decay of the gradient average (adam family)")
     beta2: float = Field(0.999, ge=0.0, lt=1.0, description="decay of the squared-gradient average (adam family)")
-    epsilon: float = Field(1e-8, gt=0.0, description="added to denominators for stability")
-    weight_decay: float = Field(0.0, ge=0.0, description="L2 penalty (decoupled for adamw)")
+    epsilon: float = Field(1e-8, gt=0.0, le=1.0, description="added to denominators for stability")
+    weight_decay: float = Field(0.0, ge=0.0, le=100.0, description="L2 penalty (decoupled for adamw)")
     schedule: Literal["constant", "step", "cosine", "one-cycle"] = "constant"
-    step_epochs: float = Field(1.0, gt=0.0, description="step schedule: epochs between learning-rate drops")
+    step_epochs: float = Field(1.0, gt=0.0, le=10000.0, description="step schedule: epochs between learning-rate drops")
     step_gamma: float = Field(0.1, gt=0.0, le=1.0, description="step schedule: factor applied at each drop")
     batch_size: int = Field(64, ge=1, le=65536)
     # Budget: `examples` (the practicum's "train about 5,000 examples") wins over `epochs` when set.
     epochs: float = Field(1.0, gt=0.0, le=10000.0)
-    examples: int | None = Field(None, ge=1, description="stop after this many training examples")
+    examples: int | None = Field(None, ge=1, le=MAX_EXAMPLES, description="stop after this many training examples")
     seed: int = Field(0, ge=0, le=2**32 - 1)
     init: str | dict = Field("default", description="initialiser for all fc/conv layers (`layerlab inits`)")
     task: Literal["auto", "classification", "regression", "reconstruction"] = "auto"
     loss: Literal["auto", "cross_entropy", "mse", "bce"] = "auto"
     # Evaluation on the full test set costs time; None picks about 20 evaluations per run.
-    eval_every: int | None = Field(None, ge=1, description="examples between test-set evaluations")
+    eval_every: int | None = Field(None, ge=1, le=MAX_EXAMPLES, description="examples between test-set evaluations")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     compile: bool = Field(False, description="torch.compile the model (CUDA mostly)")
     amp: bool = Field(False, description="mixed precision (bf16) on CUDA")
-    clip_grad: float | None = Field(None, gt=0.0, description="clip the global gradient norm")
+    clip_grad: float | None = Field(None, gt=0.0, le=1e9, description="clip the global gradient norm")
 
 
 @dataclass(frozen=True)

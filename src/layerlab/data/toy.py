@@ -20,8 +20,8 @@ __all__ = ["OPTION_RULES", "check_options", "toy_weights", "toy_inputs", "toy_ta
 OPTION_RULES: dict[str, tuple[type, float, float, str]] = {
     "noise": (float, 0.0, 1.0, "noise level (toy functions: std of the multiplicative noise; "
                                "playground: fraction of the domain, the Playground's slider / 100)"),
-    "n_train": (int, 1, 10_000_000, "number of generated training examples"),
-    "n_test": (int, 1, 10_000_000, "number of generated test examples"),
+    "n_train": (int, 1, 1_000_000, "number of generated training examples"),
+    "n_test": (int, 1, 1_000_000, "number of generated test examples"),
     "seed": (int, 0, 2**63 - 1, "seed of the generated examples"),
     "w_seed": (int, 0, 2**63 - 1, "seed of the 4x4 weight matrix W"),
 }

@@ -51,6 +51,8 @@ def field_json(model) -> list[dict]:
                 entry[dst] = main[src]
         if "enum" in prop:
             entry["choices"] = prop["enum"]
+        if entry["type"] == "number":
+            entry["finite"] = True  # the spec models refuse NaN and infinities (spec._STRICT)
         out.append(entry)
     return out
 

@@ -31,7 +31,7 @@ from typing import Callable
 import torch
 
 from ..builder import build
-from ..errors import LayerlabError, RunConflict, StoreError
+from ..errors import LayerlabError, OutOfMemory, RunConflict, StoreError
 from ..prepare import PreparedRun, prepare_run
 from ..spec import Spec
 from .checkpoint import CHECKPOINT_ARTIFACT, WEIGHTS_ARTIFACT, Checkpoint, pack_checkpoint, read_position, \
@@ -52,6 +52,14 @@ log = logging.getLogger(__name__)
 PROGRESS_EVERY_S = 0.25   # on_event progress messages at most this often
 PROBE_BATCH = 256         # test examples used for the dead-ReLU probe
 EXPLODE_FACTOR = 1e6      # a loss a million times the untrained model's has diverged even if still finite
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """A failed allocation: MemoryError, torch's OutOfMemoryError, or the CPU allocator's RuntimeError."""
+    if isinstance(exc, (MemoryError, torch.OutOfMemoryError)):
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and ("can't allocate memory" in text or "out of memory" in text)
 
 
 def resolve_device(requested: str | torch.device | None) -> torch.device:
@@ -184,8 +192,20 @@ class _Trainer:
                 self._end_badly("interrupted", None)
                 raise
             except Exception as exc:
+                if _out_of_memory(exc):  # the machine, not the code: a message, not a traceback
+                    message = self._oom_message(exc)
+                    self._end_badly("failed", message)
+                    raise OutOfMemory(message) from None
                 self._end_badly("failed", f"{type(exc).__name__}: {exc}")
                 raise
+
+    def _oom_message(self, exc: Exception) -> str:
+        from ..budget import format_bytes
+        need = (self.check.memory or {}).get("total")
+        estimate = f"; the checker estimated {format_bytes(need)} for it" if need else ""
+        return (f"ran out of memory while training on {self.device}{estimate} ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0][:300]}); lower train.batch_size or the model's size, or free memory, "
+                f"then run it again")
 
     def _end_badly(self, status: str, error: str | None) -> None:
         try:
