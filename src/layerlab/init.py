@@ -11,10 +11,8 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
-import torch
-from torch import nn
-
 from .errors import Problem
+from .lazy_torch import nn, torch  # imported when weights are first set, not to validate a spec
 from .params import Param, params_model, validate_params
 
 __all__ = ["Initialiser", "INITIALISERS", "parse_init", "apply_init", "init_names"]

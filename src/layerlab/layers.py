@@ -13,10 +13,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Callable
 
-import torch
-from torch import nn
-
 from .errors import SpecError
+from .lazy_torch import nn  # torch is imported when a factory first runs, not to check shapes
 from .params import Param, params_model
 
 __all__ = ["LayerKind", "ShapeError", "CATALOGUE", "get_kind", "kind_names", "catalogue_json", "Shape"]
@@ -195,18 +193,9 @@ def _batchnorm_shape(shape: Shape, p: dict) -> Shape:
 # ---------------------------------------------------------------------------------------------
 # Torch factories: (input shape, params) -> module. Only called for shapes the rule accepted.
 
-class Reshape(nn.Module):
-    """Reshape every example to ``shape``; the batch dimension is kept."""
-
-    def __init__(self, shape: Shape):
-        super().__init__()
-        self.shape = tuple(shape)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.reshape(x.shape[0], *self.shape)  # (B, *shape)
-
-    def extra_repr(self) -> str:
-        return f"shape={self.shape}"
+def _reshape(shape: Shape, p: dict) -> nn.Module:
+    from .modules import Reshape  # a torch module class: defined where torch is imported
+    return Reshape(_reshape_shape(shape, p))
 
 
 def _batchnorm(shape: Shape, p: dict) -> nn.Module:
@@ -234,22 +223,23 @@ _CONV = _WINDOW + (
 
 
 def _conv_kind(rank: int) -> LayerKind:
-    cls = nn.Conv1d if rank == 1 else nn.Conv2d
+    cls = "Conv1d" if rank == 1 else "Conv2d"
     what = "1-D signals (channels, length)" if rank == 1 else "images (channels, height, width)"
     return LayerKind(
         name=f"conv{rank}d", category="convolution", params=_CONV, weighted=True,
         doc=f"Convolution over {what}: `depth` filters of size `field`, moved by `stride`, input padded by `pad`.",
         output_shape=_conv_shape(rank),
-        factory=lambda s, p: cls(s[0], p["depth"], p["field"], p["stride"], p["pad"], bias=p["bias"]),
+        factory=lambda s, p: getattr(nn, cls)(s[0], p["depth"], p["field"], p["stride"], p["pad"], bias=p["bias"]),
         count_params=lambda s, p: _conv_params(s, p, rank),
         mult_adds=lambda i, o, p: _conv_mult_adds(i, o, p, rank),
     )
 
 
-def _pool_kind(name: str, rank: int, cls, doc: str) -> LayerKind:
+def _pool_kind(name: str, rank: int, cls: str, doc: str) -> LayerKind:
+    """``cls``: the torch.nn class's name (looked up when the factory runs)."""
     return LayerKind(name=name, category="pooling", params=_WINDOW, doc=doc,
                      output_shape=_pool_shape(name, rank),
-                     factory=lambda s, p: cls(p["field"], p["stride"], p["pad"]))
+                     factory=lambda s, p: getattr(nn, cls)(p["field"], p["stride"], p["pad"]))
 
 
 def _activation(name: str, doc: str, factory, params: tuple[Param, ...] = ()) -> LayerKind:
@@ -264,7 +254,7 @@ _KINDS: list[LayerKind] = [
     ),
     LayerKind(
         name="reshape", category="reshaping", output_shape=_reshape_shape,
-        factory=lambda s, p: Reshape(_reshape_shape(s, p)),
+        factory=_reshape,
         params=(Param("shape", list, [1, 28, 28], "target shape without the batch; one size may be -1"),),
         doc="Reshape each example to `shape` (same number of values).",
     ),
@@ -280,9 +270,9 @@ _KINDS: list[LayerKind] = [
     ),
     _conv_kind(2),
     _conv_kind(1),
-    _pool_kind("maxpool2d", 2, nn.MaxPool2d, "Max over each `field`×`field` window of each channel."),
-    _pool_kind("maxpool1d", 1, nn.MaxPool1d, "Max over each `field`-long window of each channel."),
-    _pool_kind("avgpool2d", 2, nn.AvgPool2d, "Mean over each `field`×`field` window of each channel."),
+    _pool_kind("maxpool2d", 2, "MaxPool2d", "Max over each `field`×`field` window of each channel."),
+    _pool_kind("maxpool1d", 1, "MaxPool1d", "Max over each `field`-long window of each channel."),
+    _pool_kind("avgpool2d", 2, "AvgPool2d", "Mean over each `field`×`field` window of each channel."),
     _activation("relu", "Rectified linear unit: max(0, x).", lambda s, p: nn.ReLU()),
     _activation("leaky_relu", "Leaky ReLU: x for x > 0, slope × x otherwise.",
                 lambda s, p: nn.LeakyReLU(p["slope"]),

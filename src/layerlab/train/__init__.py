@@ -2,15 +2,36 @@
 
 ``train(spec, store=...)`` runs one experiment and returns its ``RunResults``; ``resume(run_id)``
 continues an interrupted one. See docs/metrics.md for what every recorded metric means.
+
+Names load on first use (PEP 562), so ``layerlab.train.results`` — read by the CLI, the API
+and the report — does not import torch with the trainer.
 """
-from .checkpoint import CHECKPOINT_ARTIFACT, WEIGHTS_ARTIFACT, load_weights
-from .evaluate import evaluate, measure_inference, predict_examples
-from .losses import LOSSES, Objective, make_objective
-from .optim import OPTIMIZERS, make_optimizer
-from .results import RunResults
-from .schedules import SCHEDULES, lr_at, lr_curve
-from .trainer import resolve_device, resume, train
+from __future__ import annotations
+
+import importlib
+
+_WHERE = {
+    "CHECKPOINT_ARTIFACT": "checkpoint", "WEIGHTS_ARTIFACT": "checkpoint", "load_weights": "checkpoint",
+    "evaluate": "evaluate", "measure_inference": "evaluate", "predict_examples": "evaluate",
+    "LOSSES": "losses", "Objective": "losses", "make_objective": "losses",
+    "OPTIMIZERS": "optim", "make_optimizer": "optim",
+    "RunResults": "results",
+    "SCHEDULES": "schedules", "lr_at": "schedules", "lr_curve": "schedules",
+    "resolve_device": "trainer", "resume": "trainer", "train": "trainer",
+}
 
 __all__ = ["train", "resume", "RunResults", "evaluate", "predict_examples", "measure_inference", "OPTIMIZERS",
            "make_optimizer", "SCHEDULES", "lr_at", "lr_curve", "LOSSES", "Objective", "make_objective",
            "load_weights", "resolve_device", "CHECKPOINT_ARTIFACT", "WEIGHTS_ARTIFACT"]
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
