@@ -315,47 +315,230 @@ def parse_spec(data: Any) -> tuple[Spec | None, list[Problem]]:
     return Spec(name=name, data=data_spec, model=layers, train=train, preset=preset), []
 
 
-def parse_spec_text(text: str, fmt: str, *, source: str = "") -> Any:
-    """Spec data from JSON or YAML text; a SpecError names the source, line and column on bad syntax."""
-    prefix = f"{source}: " if source else ""
+# Limits on untrusted spec text (docs/security.md, "Untrusted input"). A real spec is a few
+# hundred values a few levels deep; these bounds are far above that and far below harm.
+MAX_SPEC_BYTES = 1_000_000  # a spec file or text (the API's body limit is 256 KiB)
+MAX_SPEC_DEPTH = 50  # nested mappings and lists
+MAX_SPEC_NODES = 10_000  # values in all, each YAML alias counted as what it expands to
+MAX_SPEC_ALIASES = 100  # YAML alias references (*name); anchors are allowed, bombs are not
+MAX_INT_DIGITS = 100  # digits of an integer literal (Python's own limit, 4,300, raises mid-parse)
+
+_LIMIT_FIX = "a spec is a few hundred values; write it out plainly (see `layerlab presets`)"
+
+
+class _TooBig(yaml.MarkedYAMLError):
+    """A YAML document over one of the limits; ``fix`` is the hint shown."""
+
+    def __init__(self, problem: str, mark, fix: str = _LIMIT_FIX):
+        super().__init__(problem=problem, problem_mark=mark)
+        self.fix = fix
+
+
+class _SpecLoader(yaml.SafeLoader):
+    """PyYAML's SafeLoader with the limits above, enforced while composing (before any expansion).
+
+    Aliases are kept (a student may anchor one layer's parameters), but each alias adds the
+    size of what it names to the node count, so a billion-laughs document is refused after a
+    few dozen events instead of expanding to 10**9 values in every later walk of the data.
+    """
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._sizes: dict[int, int] = {}  # id(composed node) -> values in it, aliases expanded
+        self._open: list[int] = []  # values counted so far inside each node being composed
+        self._aliases = 0
+
+    def compose_node(self, parent, index):
+        mark = self.peek_event().start_mark
+        if self.check_event(yaml.AliasEvent):
+            self._aliases += 1
+            if self._aliases > MAX_SPEC_ALIASES:
+                raise _TooBig(f"more than {MAX_SPEC_ALIASES} aliases (*name)", mark,
+                              "write the repeated parts out instead of using anchors and aliases")
+            node = super().compose_node(parent, index)
+            size = self._sizes.get(id(node))
+            if size is None:
+                raise _TooBig("an alias inside the node it names (a recursive structure)", mark,
+                              "remove the alias: a spec is a tree")
+        else:
+            if not self.check_event(yaml.ScalarEvent) and len(self._open) >= MAX_SPEC_DEPTH:
+                raise _TooBig(f"nested more than {MAX_SPEC_DEPTH} levels deep", mark)
+            self._open.append(0)
+            node = super().compose_node(parent, index)
+            size = 1 + self._open.pop()
+            self._sizes[id(node)] = size
+        if self._open:
+            self._open[-1] += size
+        # Values so far: the finished ones counted in each open node, plus the open nodes themselves.
+        if (sum(self._open) + len(self._open) if self._open else size) > MAX_SPEC_NODES:
+            raise _TooBig(f"more than {MAX_SPEC_NODES:,} values (aliases expanded)", mark)
+        return node
+
+    def construct_yaml_int(self, node):
+        if len(node.value) > MAX_INT_DIGITS:
+            raise _TooBig(f"an integer of {len(node.value):,} characters (at most {MAX_INT_DIGITS})",
+                          node.start_mark, "write a number of sensible size, e.g. 10 or 1e6")
+        return super().construct_yaml_int(node)
+
+
+_SpecLoader.add_constructor("tag:yaml.org,2002:int", _SpecLoader.construct_yaml_int)
+
+
+def load_yaml_value(text: str) -> Any:
+    """One YAML value from untrusted text (an override's value), under the spec limits; yaml.YAMLError if bad."""
+    loader = _SpecLoader(text)
     try:
-        return json.loads(text) if fmt == "json" else yaml.safe_load(text)
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
+def _json_int(text: str) -> int:
+    if len(text) > MAX_INT_DIGITS:
+        raise _JSONTooBig(f"an integer of {len(text):,} digits (at most {MAX_INT_DIGITS})", text,
+                          "write a number of sensible size, e.g. 10 or 1e6")
+    return int(text)
+
+
+class _JSONTooBig(ValueError):
+    def __init__(self, problem: str, needle: str | None = None, fix: str = _LIMIT_FIX):
+        super().__init__(problem)
+        self.problem, self.needle, self.fix = problem, needle, fix
+
+
+def _line_of(text: str, needle: str | None) -> str:
+    pos = text.find(needle) if needle else -1
+    return f" at line {text.count(chr(10), 0, pos) + 1}" if pos >= 0 else ""
+
+
+def check_spec_shape(data: Any, *, source: str = "") -> None:
+    """Refuse spec data nested deeper than MAX_SPEC_DEPTH, with more than MAX_SPEC_NODES values,
+    or holding text that is not Unicode (a lone surrogate such as "\\ud800"): an InvalidSpec
+    (category "syntax") naming where. Iterative, so a 10,000-deep list cannot overflow the stack.
+    """
+    prefix = f"{source}: " if source else ""
+    stack: list[tuple[Any, str, int]] = [(data, "", 0)]
+    nodes = 0
+    while stack:
+        value, path, depth = stack.pop()
+        nodes += 1
+        where = path.lstrip(".") or "(the spec)"
+        where = where if len(where) <= 60 else where[:60] + "..."
+        if nodes > MAX_SPEC_NODES:
+            raise SpecError(Problem(f"{prefix}more than {MAX_SPEC_NODES:,} values in the spec", _LIMIT_FIX,
+                                    category="syntax"))
+        if isinstance(value, (dict, list)):
+            if depth >= MAX_SPEC_DEPTH:
+                raise SpecError(Problem(f"{prefix}nested more than {MAX_SPEC_DEPTH} levels deep at {where}",
+                                        _LIMIT_FIX, category="syntax"))
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for k, v in items:
+                if isinstance(k, str):
+                    _check_unicode(k, f"{where} (a key)", prefix)
+                stack.append((v, f"{path}[{k}]" if isinstance(value, list) else f"{path}.{k}", depth + 1))
+        elif isinstance(value, str):
+            _check_unicode(value, where, prefix)
+
+
+def _check_unicode(text: str, where: str, prefix: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise SpecError(Problem(f"{prefix}{where}: text holds {text[exc.start]!r}, a lone surrogate that is not "
+                                "a character", "remove it, or write the character it was meant to be",
+                                category="syntax")) from None
+
+
+def parse_spec_text(text: str, fmt: str, *, source: str = "") -> Any:
+    """Spec data from untrusted JSON or YAML text; a SpecError names the source, line and column on bad syntax.
+
+    Never executes anything (PyYAML's safe loader) and refuses, as category "syntax", text over
+    the limits above: MAX_SPEC_BYTES of text, MAX_SPEC_DEPTH levels, MAX_SPEC_NODES values
+    (YAML aliases expanded), MAX_SPEC_ALIASES aliases, MAX_INT_DIGITS-digit integers.
+    """
+    prefix = f"{source}: " if source else ""
+    if len(text) > MAX_SPEC_BYTES:
+        raise SpecError(Problem(f"{prefix}{len(text):,} characters is too long for a spec (at most "
+                                f"{MAX_SPEC_BYTES:,})", _LIMIT_FIX, category="syntax"))
+    try:
+        data = json.loads(text, parse_int=_json_int) if fmt == "json" else load_yaml_value(text)
     except json.JSONDecodeError as exc:
         raise SpecError(Problem(f"{prefix}invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
                                 f"fix the JSON near line {exc.lineno} (quotes, commas, brackets)",
+                                category="syntax")) from None
+    except _JSONTooBig as exc:
+        raise SpecError(Problem(f"{prefix}JSON over a limit{_line_of(text, exc.needle)}: {exc.problem}", exc.fix,
+                                category="syntax")) from None
+    except RecursionError:  # json's C scanner stops near 1,000 levels; the limit is far lower
+        raise SpecError(Problem(f"{prefix}JSON over a limit: nested more than {MAX_SPEC_DEPTH} levels deep", _LIMIT_FIX,
                                 category="syntax")) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         near = f" near line {mark.line + 1}" if mark else ""
-        raise SpecError(Problem(f"{prefix}invalid YAML{where}: {getattr(exc, 'problem', None) or exc}",
-                                f"fix the YAML{near} (indentation, colons, brackets)", category="syntax")) from None
+        fix = getattr(exc, "fix", None) or f"fix the YAML{near} (indentation, colons, brackets)"
+        what = "YAML over a limit" if isinstance(exc, _TooBig) else "invalid YAML"
+        raise SpecError(Problem(f"{prefix}{what}{where}: {getattr(exc, 'problem', None) or exc}",
+                                fix, category="syntax")) from None
+    check_spec_shape(data, source=source)
+    return data
 
 
 def read_spec_file(path: str | Path) -> dict:
-    """Parse a YAML or JSON spec file into data; a SpecError names the file and line on bad syntax."""
+    """Parse a YAML or JSON spec file into data; a SpecError names the file and line on bad syntax.
+
+    The file must be a regular file of at most MAX_SPEC_BYTES of UTF-8 text (a BOM is allowed).
+    """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        if path.is_dir():
+            raise IsADirectoryError(21, "it is a directory, not a file")
+        if path.exists() and not path.is_file():  # a FIFO or a device would block or never end
+            raise OSError(0, "not a regular file")
+        with path.open("rb") as f:
+            raw = f.read(MAX_SPEC_BYTES + 1)
     except OSError as exc:
-        raise SpecError(Problem(f"cannot read spec file {path}: {exc.strerror}",
+        raise SpecError(Problem(f"cannot read spec file {path}: {exc.strerror or exc}",
                                 "check the path, or name a preset (`layerlab presets`)", category="source")) from None
+    if len(raw) > MAX_SPEC_BYTES:
+        raise SpecError(Problem(f"{path}: more than {MAX_SPEC_BYTES:,} bytes is too long for a spec", _LIMIT_FIX,
+                                category="syntax"))
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise SpecError(Problem(f"{path}: not UTF-8 text: byte 0x{raw[exc.start]:02x} at offset {exc.start} "
+                                f"(line {line}) cannot be decoded", "save the file as UTF-8 text",
+                                category="syntax")) from None
     return parse_spec_text(text, "json" if path.suffix.lower() == ".json" else "yaml", source=str(path))
+
+
+def _path_kind(text: str) -> str:
+    """"file", "other" (exists but is no regular file, or cannot be looked at) or "none"."""
+    try:
+        path = Path(text)
+        return "file" if path.is_file() else ("other" if path.exists() else "none")
+    except (OSError, ValueError):  # a name too long, a NUL byte
+        return "none"
 
 
 def spec_data(source: str | Path | dict) -> dict:
     """Spec data from a dict, a file path, ``preset/NAME`` or a bare preset name."""
     from .presets import preset_data, preset_names
     if isinstance(source, dict):
+        check_spec_shape(source)  # before deepcopy, which recurses: a 1,000-deep list would overflow it
         return copy.deepcopy(source)
     text = str(source)
     name = text.removeprefix(PRESET_PREFIX)
-    if Path(text).is_file():
+    kind = _path_kind(text)
+    if kind == "file":
         return read_spec_file(text)
     if name in preset_names():
         data = preset_data(name)
         data["model"] = PRESET_PREFIX + name
         return data
+    if kind == "other":  # a directory, a FIFO, an unreadable path: say so rather than "not a file"
+        return read_spec_file(text)
     raise SpecError(Problem(f"{text!r} is neither a spec file nor a preset",
                             f"{_suggest(name, preset_names())}give a YAML/JSON file or one of: {', '.join(preset_names())}",
                             category="source"))
@@ -417,6 +600,11 @@ def set_path(data: dict, path: str, value: Any) -> dict:
     return data
 
 
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    return f"{getattr(exc, 'problem', None) or exc}" + (f" (column {mark.column + 1})" if mark else "")
+
+
 def apply_overrides(data: dict, overrides: list[str]) -> dict:
     """Apply ``key=value`` overrides; values are read as YAML (``1e-3``, ``true``, ``[1, 28, 28]``)."""
     data = copy.deepcopy(data)
@@ -424,7 +612,14 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
         if "=" not in item:
             raise SpecError(Problem(f"override {item!r} must look like key=value", "e.g. --set train.lr=0.01"))
         key, raw = item.split("=", 1)
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        try:
+            value = load_yaml_value(raw) if raw.strip() else ""
+        except yaml.YAMLError as exc:
+            shown = item if len(item) <= 60 else item[:60] + "..."
+            raise SpecError(Problem(f"cannot read the value of override {shown!r}: {_yaml_problem(exc)}",
+                                    getattr(exc, "fix", None) or "quote text and close brackets, e.g. "
+                                    "--set 'train.lr=0.01' or --set 'data.options={noise: 0.1}'",
+                                    field=key.strip(), category="syntax")) from None
         if isinstance(value, float) and not math.isfinite(value):
             value = float(value)
         set_path(data, key.strip(), value)

@@ -9,11 +9,12 @@ from typing import List, Optional
 
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+from rich.markup import escape
 from rich.table import Table
 
 from ..cli_support import LabTyper, out as console
 from .catalogue import DATASETS, DatasetInfo, get_info
-from .fetch import fetch, locate, search_dirs
+from .fetch import fetch, file_problems, locate, search_dirs
 from .resident import load_dataset
 
 app = LabTyper(help="Data sets: list them, show their statistics, fetch their files.")
@@ -36,7 +37,13 @@ def _where(info: DatasetInfo) -> str:
     if info.source == "generated":
         return "generated"
     found = locate(info.name)
-    return f"[green]{found}[/]" if found else "[red]missing[/] (layerlab data fetch " + info.name + ")"
+    if found:
+        return f"[green]{escape(str(found))}[/]"
+    odd = file_problems(info.name)
+    if odd:  # present but unusable: say what is wrong, not just "missing"
+        more = f" (and {len(odd) - 1} more)" if len(odd) > 1 else ""
+        return f"[red]unusable[/]: {escape(odd[0])}{more}"
+    return "[red]missing[/] (layerlab data fetch " + info.name + ")"
 
 
 @app.command("list")

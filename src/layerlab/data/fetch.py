@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import math
 import os
 import tempfile
 import urllib.error
@@ -24,10 +25,10 @@ from typing import Callable
 
 from ..errors import DataError
 from .catalogue import DatasetInfo, SourceFile, get_info
-from .readers import decompress, read_bytes
+from .readers import CIFAR_RECORD, DEFAULT_CONTENT_LIMIT, decompress, read_bytes
 
-__all__ = ["SYSTEM_DATA_DIR", "search_dirs", "candidates", "locate", "find_file", "default_dest",
-           "resolve_mirrors", "verify_file", "verify_bytes", "fetch", "missing_message",
+__all__ = ["SYSTEM_DATA_DIR", "search_dirs", "candidates", "locate", "find_file", "file_problems", "default_dest",
+           "resolve_mirrors", "content_limit", "verify_file", "verify_bytes", "fetch", "missing_message",
            "Progress"]
 
 Progress = Callable[[str, int, "int | None"], None]
@@ -66,11 +67,52 @@ def candidates(sf: SourceFile) -> list[str]:
 
 
 def find_file(directory: Path, sf: SourceFile) -> Path | None:
+    """The file standing for ``sf`` in ``directory``; None if there is none, or it cannot be looked at."""
     for n in candidates(sf):
         p = directory / n
-        if p.is_file():
-            return p
+        try:
+            if p.is_file():
+                return p
+        except (OSError, ValueError):  # a folder we may not enter, a name too long: not here (file_problems says why)
+            pass
     return None
+
+
+def file_problems(name: str, *, info: DatasetInfo | None = None) -> list[str]:
+    """Why files of ``name`` that seem to be present cannot be used: an unreadable search
+    directory, a folder or a broken link where a file is expected. Empty when nothing is odd."""
+    info = info or get_info(name)
+    out: list[str] = []
+    for d in search_dirs(name):
+        try:
+            if not d.exists():
+                continue
+            if not d.is_dir():
+                out.append(f"{d} is not a directory")
+                continue
+            os.listdir(d)  # raises if we may not look inside
+        except (OSError, ValueError) as e:
+            out.append(f"cannot look in {d}: {getattr(e, 'strerror', None) or e}")
+            continue
+        for sf in info.files:
+            for n in candidates(sf):
+                p = d / n
+                try:
+                    st = p.lstat()
+                except FileNotFoundError:
+                    continue
+                except (OSError, ValueError) as e:
+                    out.append(f"cannot look at {p}: {getattr(e, 'strerror', None) or e}")
+                    continue
+                if p.is_symlink() and not p.exists():
+                    out.append(f"{p} is a broken symbolic link (to {os.readlink(p)})")
+                elif p.is_dir():
+                    out.append(f"{p} is a directory, not a file")
+                elif not p.is_file():
+                    out.append(f"{p} is not a regular file (mode {st.st_mode:o})")
+                elif not os.access(p, os.R_OK):
+                    out.append(f"{p} cannot be read (permission denied)")
+    return out
 
 
 def locate(name: str) -> Path | None:
@@ -84,7 +126,7 @@ def locate(name: str) -> Path | None:
     for d in search_dirs(name):
         if all(find_file(d, sf) is not None for sf in info.files):
             return d
-    return None
+    return None  # never an OSError: an unreadable directory is one that does not hold the set
 
 
 def available(name: str) -> bool:
@@ -97,21 +139,44 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def content_limit(info: DatasetInfo, sf: SourceFile) -> int:
+    """The most bytes ``sf`` of data set ``info`` may decompress to; more is a gzip bomb or a foreign file.
+
+    ``sf.content_size`` where the catalogue knows it; else, for IDX files, the header plus the
+    expected example count times the example size; for the CIFAR-10 tar, its records plus room
+    for the tar's headers and small members; else ``DEFAULT_CONTENT_LIMIT``.
+    """
+    if sf.content_size is not None:
+        return sf.content_size
+    if info.loader == "idx" and info.train_size and info.test_size:
+        count = info.train_size if sf.name.startswith("train") else info.test_size
+        if "images" in sf.name:
+            dims, example = 1 + len(info.input_shape[1:]), math.prod(info.input_shape)  # (N, H, W), H*W*C
+        else:
+            dims, example = 1, 1  # (N,) one label byte each
+        return 4 + 4 * dims + count * example
+    if info.loader == "cifar10-binary" and info.train_size and info.test_size:
+        return (info.train_size + info.test_size) * CIFAR_RECORD + (4 << 20)
+    return DEFAULT_CONTENT_LIMIT
+
+
 def verify_bytes(data: bytes, sf: SourceFile, where: Path | str, *,
-                 allow_plain: bool = True) -> bytes:
+                 allow_plain: bool = True, limit: int | None = None, name: str = "NAME") -> bytes:
     """Check a file's raw bytes against ``sf``; return its content (decompressed if gzip).
 
     Accepts the published hash of the distributed file, or, for gzip files, the hash of the
     decompressed content (so a recompressed copy, such as Debian's, verifies). A
     decompressed copy verifies against ``content_sha256``; where none is known it passes
     (if ``allow_plain``) and the format reader's structural checks are what guard it.
-    Errors name ``where``.
+    Errors name ``where``. ``limit``: the most bytes the content may have (``content_limit``;
+    default ``sf.content_size``), checked while decompressing, before any hash of the content.
     """
     single_gz = sf.name.endswith(".gz") and not sf.name.endswith(".tar.gz")
     is_gz = single_gz and data[:2] == b"\x1f\x8b"
+    limit = limit if limit is not None else sf.content_size
     if _sha(data) == sf.sha256:
-        return decompress(data, where) if is_gz else data
-    content = decompress(data, where) if is_gz else data
+        return decompress(data, where, limit=limit, name=name) if is_gz else data
+    content = decompress(data, where, limit=limit, name=name) if is_gz else data
     if sf.content_sha256 is not None and (is_gz or single_gz) and _sha(content) == sf.content_sha256:
         return content
     if allow_plain and single_gz and not is_gz and sf.content_sha256 is None:
@@ -122,9 +187,10 @@ def verify_bytes(data: bytes, sf: SourceFile, where: Path | str, *,
                     "the file is corrupt or not the expected one (delete it and fetch again)")
 
 
-def verify_file(path: Path, sf: SourceFile) -> bytes:
-    """Read and verify one file; its (decompressed) content."""
-    return verify_bytes(read_bytes(path), sf, Path(path))
+def verify_file(path: Path, sf: SourceFile, *, info: DatasetInfo | None = None) -> bytes:
+    """Read and verify one file of data set ``info``; its (decompressed) content, at most ``content_limit``."""
+    limit = content_limit(info, sf) if info is not None else None
+    return verify_bytes(read_bytes(path), sf, Path(path), limit=limit, name=info.name if info else "NAME")
 
 
 def resolve_mirrors(info: DatasetInfo, mirrors: list[str] | tuple[str, ...] | None) -> list[str]:
@@ -138,9 +204,17 @@ def _url(base: str, file_name: str) -> str:
     return base.rstrip("/") + "/" + file_name
 
 
+def _download_limit(sf: SourceFile, limit: int) -> int:
+    """The most bytes a download of ``sf`` may have: the published size, or a recompressed copy
+    of content of at most ``limit`` bytes (gzip adds well under 1% to incompressible data)."""
+    return max(sf.size or 0, limit + limit // 100 + (64 << 10))
+
+
 def _download_one(url: str, sf: SourceFile, dest: Path, progress: Progress | None,
-                  timeout: float) -> None:
+                  timeout: float, info: DatasetInfo) -> None:
     """Download ``url`` to ``dest/sf.name``, verified; raises OSError/DataError on failure."""
+    limit = content_limit(info, sf)
+    most = _download_limit(sf, limit)
     fd, tmp = tempfile.mkstemp(dir=dest, prefix=f".{sf.name}.", suffix=".part")
     try:
         h = hashlib.sha256()
@@ -154,6 +228,8 @@ def _download_one(url: str, sf: SourceFile, dest: Path, progress: Progress | Non
                 out.write(chunk)
                 h.update(chunk)
                 done += len(chunk)
+                if done > most:  # a mirror that never stops must not fill the disk
+                    raise DataError(f"the download is larger than {most:,} bytes, more than {sf.name} can be")
                 if progress:
                     progress(sf.name, done, total)
             out.flush()
@@ -162,7 +238,8 @@ def _download_one(url: str, sf: SourceFile, dest: Path, progress: Progress | Non
             raise DataError(f"truncated download: got {done} of {length} bytes")
         if h.hexdigest() != sf.sha256:
             # Not the published file; still fine if it is a recompressed copy of the content.
-            verify_bytes(Path(tmp).read_bytes(), sf, "downloaded file", allow_plain=False)
+            verify_bytes(Path(tmp).read_bytes(), sf, "downloaded file", allow_plain=False, limit=limit,
+                         name=info.name)
         os.replace(tmp, dest / sf.name)
     except BaseException:
         try:
@@ -190,6 +267,10 @@ def missing_message(info: DatasetInfo, attempts: list[str] | None = None) -> str
     lines = [f"data set {info.name!r} is not available: its files were not found and could not be downloaded.",
              f"  looked for: {files}" + (" (or their decompressed forms, without .gz)" if plain else ""),
              "  in: " + "; ".join(str(d) for d in dirs)]
+    odd = file_problems(info.name, info=info)
+    if odd:
+        lines.append("  found but unusable:")
+        lines.extend(f"    {p}" for p in odd)
     if attempts:
         lines.append("  download attempts:")
         lines.extend(f"    {a}" for a in attempts)
@@ -218,7 +299,7 @@ def fetch(name: str, *, mirrors: list[str] | None = None, dest: Path | str | Non
         found = locate(name) if info is get_info(name) else None
         if found is not None:
             for sf in info.files:  # present: verify in place (DataError names a bad file)
-                verify_file(find_file(found, sf), sf)
+                verify_file(find_file(found, sf), sf, info=info)
             return found
     dest = Path(dest) if dest is not None else default_dest(name)
     try:
@@ -231,14 +312,14 @@ def fetch(name: str, *, mirrors: list[str] | None = None, dest: Path | str | Non
         have = find_file(dest, sf)
         if have is not None:
             try:
-                verify_file(have, sf)
+                verify_file(have, sf, info=info)
                 continue
             except DataError as e:
                 attempts.append(f"{have}: present but {e}")
         for base in bases:
             url = _url(base, sf.name)
             try:
-                _download_one(url, sf, dest, progress, timeout)
+                _download_one(url, sf, dest, progress, timeout, info)
                 break
             # URLError/HTTPError/timeouts are OSError; IncompleteRead (chunked) is HTTPException
             except (OSError, DataError, ValueError, http.client.HTTPException) as e:

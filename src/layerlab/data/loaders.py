@@ -19,7 +19,7 @@ import torch
 
 from ..errors import DataError
 from .catalogue import DatasetInfo, get_info
-from .fetch import DEFAULT_TIMEOUT, fetch, find_file, locate, missing_message, verify_file
+from .fetch import DEFAULT_TIMEOUT, content_limit, fetch, find_file, locate, missing_message, verify_file
 from .readers import parse_idx, read_cifar10_tar
 from .toy import check_options, make_playground, make_toy_functions
 
@@ -71,7 +71,7 @@ def _read_idx_set(name: str, directory: str, signature: tuple) -> Raw:
     def read(sf):
         path = paths[sf.name]
         ndim = 3 if "images" in sf.name else 1
-        return sf.name, parse_idx(verify_file(path, sf), path, ndim=ndim)
+        return sf.name, parse_idx(verify_file(path, sf, info=info), path, ndim=ndim)  # content_limit-capped
 
     with ThreadPoolExecutor(max_workers=2) as pool:  # zlib and hashlib release the GIL
         arrays = dict(pool.map(read, info.files))
@@ -103,8 +103,8 @@ def _read_cifar_set(name: str, directory: str, signature: tuple) -> Raw:
     info, d = get_info(name), Path(directory)
     sf = info.files[0]
     path = find_file(d, sf)
-    data = verify_file(path, sf)
-    x_train, y_train, x_test, y_test = read_cifar10_tar(path, data)
+    data = verify_file(path, sf, info=info)
+    x_train, y_train, x_test, y_test = read_cifar10_tar(path, data, limit=content_limit(info, sf), name=info.name)
     return Raw(_tensor(x_train), _tensor(y_train).to(torch.int64),
                _tensor(x_test), _tensor(y_test).to(torch.int64), directory=d)
 

@@ -7,7 +7,6 @@ tar archive is read member by member in memory (nothing is extracted to disk).
 """
 from __future__ import annotations
 
-import gzip
 import io
 import math
 import tarfile
@@ -18,8 +17,14 @@ import numpy as np
 
 from ..errors import DataError
 
-__all__ = ["read_bytes", "decompress", "parse_idx", "read_idx",
+__all__ = ["read_bytes", "decompress", "parse_idx", "read_idx", "DEFAULT_CONTENT_LIMIT",
            "CIFAR_RECORD", "parse_cifar_records", "read_cifar10_tar"]
+
+# Most bytes a gzip file may expand to when the catalogue says nothing tighter (fetch.content_limit
+# does): a 14 MB gzip bomb of zeros would otherwise become 6.4 GB in memory before any check.
+DEFAULT_CONTENT_LIMIT = 256 * 1024 * 1024
+_OUT_CHUNK = 4 << 20  # bytes decompressed per step, so the limit is checked as the stream expands
+_IN_CHUNK = 1 << 20  # compressed bytes handed to zlib at a time
 
 # IDX type byte -> big-endian NumPy dtype (http://yann.lecun.com/exdb/mnist/, "THE IDX FILE FORMAT").
 _IDX_DTYPES = {0x08: np.dtype(">u1"), 0x09: np.dtype(">i1"), 0x0B: np.dtype(">i2"),
@@ -37,18 +42,47 @@ def read_bytes(path: Path) -> bytes:
         raise DataError(f"cannot read {path}: {e.strerror or e}") from None
 
 
-def decompress(data: bytes, path: Path | str) -> bytes:
-    """The content of a gzip file's bytes; a DataError naming ``path`` if it is corrupt or cut short."""
+def decompress(data: bytes, path: Path | str, *, limit: int | None = None, name: str = "NAME") -> bytes:
+    """The content of a gzip file's bytes; a DataError naming ``path`` if it is corrupt or cut short.
+
+    ``limit`` (default ``DEFAULT_CONTENT_LIMIT``): the most bytes the content may have. It is
+    checked as the stream expands, so a gzip bomb is refused having used about ``limit`` bytes.
+    Multi-member files (several gzip streams one after another, zero padding between) are read whole.
+    ``name``: the data set's, for the fix the error proposes.
+    """
     try:
-        d = zlib.decompressobj(wbits=31)  # gzip wrapper; faster than gzip.decompress here
-        content = d.decompress(data)
-        if not d.eof:
-            raise EOFError("compressed data ended before the end-of-stream marker")
-        if d.unused_data:  # a multi-member gzip file: let the gzip module walk the members
-            content = gzip.decompress(data)
-        return content
+        return _inflate(data, path, DEFAULT_CONTENT_LIMIT if limit is None else limit, name)
     except (OSError, EOFError, zlib.error) as e:
         raise DataError(f"{path}: not a valid gzip file (truncated or corrupt): {e}") from None
+
+
+def _inflate(data: bytes, path: Path | str, limit: int, name: str) -> bytes:
+    """``decompress`` without the wording: EOFError or zlib.error when corrupt, DataError over ``limit``."""
+    pieces: list[bytes] = []
+    size = 0
+    view, pos = memoryview(data), 0
+    while True:
+        d = zlib.decompressobj(wbits=31)  # one gzip member
+        tail = b""
+        while not d.eof:
+            if not tail and pos < len(view):  # input in slices, output in steps: memory stays near limit
+                tail, pos = view[pos:pos + _IN_CHUNK], pos + _IN_CHUNK
+            piece = d.decompress(tail, min(limit - size + 1, _OUT_CHUNK))
+            tail = d.unconsumed_tail
+            size += len(piece)
+            if size > limit:
+                raise DataError(f"{path}: decompresses to more than {limit:,} bytes, the most this file can "
+                                "hold (a gzip bomb, or not the expected file); delete it and fetch the data set "
+                                f"again (`layerlab data fetch {name}`)")
+            pieces.append(piece)
+            if not piece and not tail and pos >= len(view):
+                break
+        if not d.eof:
+            raise EOFError("compressed data ended before the end-of-stream marker")
+        rest = (bytes(d.unused_data) + bytes(view[pos:])).lstrip(b"\x00")  # zero padding may follow
+        if not rest:
+            return b"".join(pieces)
+        view, pos = memoryview(rest), 0  # another member follows
 
 
 def parse_idx(data: bytes, path: Path | str, *, ndim: int | None = None) -> np.ndarray:
@@ -78,11 +112,11 @@ def parse_idx(data: bytes, path: Path | str, *, ndim: int | None = None) -> np.n
     return arr.astype(dtype.newbyteorder("="), copy=False)
 
 
-def read_idx(path: Path, *, ndim: int | None = None) -> np.ndarray:
-    """Read an IDX file, gzipped (by the .gz suffix or the gzip magic) or not."""
+def read_idx(path: Path, *, ndim: int | None = None, limit: int | None = None) -> np.ndarray:
+    """Read an IDX file, gzipped (by the .gz suffix or the gzip magic) or not; ``limit`` as for ``decompress``."""
     data = read_bytes(path)
     if data[:2] == b"\x1f\x8b":
-        data = decompress(data, path)
+        data = decompress(data, path, limit=limit)
     return parse_idx(data, path, ndim=ndim)
 
 
@@ -99,22 +133,28 @@ def parse_cifar_records(data: bytes, where: str) -> tuple[np.ndarray, np.ndarray
     return images, labels
 
 
-def read_cifar10_tar(path: Path, data: bytes | None = None
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def read_cifar10_tar(path: Path, data: bytes | None = None, *, limit: int | None = None,
+                     name: str = "cifar10") -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(x_train, y_train, x_test, y_test) from ``cifar-10-binary.tar.gz``, read in memory.
 
     ``data``: the archive's bytes when already read (to verify them); else read from ``path``.
+    ``limit``: the most bytes the tar may have once decompressed (see ``decompress``); the
+    members are then views into it, not copies.
     """
     wanted = set(CIFAR_TRAIN_MEMBERS) | {CIFAR_TEST_MEMBER}
-    found: dict[str, bytes] = {}
+    found: dict[str, memoryview] = {}
+    data = read_bytes(path) if data is None else data
     try:
-        source = {"fileobj": io.BytesIO(data)} if data is not None else {"name": path}
-        with tarfile.open(mode="r:*", **source) as tar:
+        plain = _inflate(data, path, DEFAULT_CONTENT_LIMIT if limit is None else limit, name) \
+            if data[:2] == b"\x1f\x8b" else data
+        tar_bytes = memoryview(plain)
+        with tarfile.open(fileobj=io.BytesIO(tar_bytes), mode="r:") as tar:
             for member in tar:
                 base = member.name.rsplit("/", 1)[-1]
-                if member.isfile() and base in wanted:
-                    f = tar.extractfile(member)
-                    found[base] = f.read() if f is not None else b""
+                if member.isfile() and not member.issparse() and base in wanted:
+                    found[base] = tar_bytes[member.offset_data:member.offset_data + member.size]
+                    if len(found[base]) != member.size:
+                        raise EOFError(f"member {member.name} is cut short")
     except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
         raise DataError(f"{path}: not a readable tar.gz archive (truncated or corrupt): {e}") from None
     missing = sorted(wanted - set(found))

@@ -22,7 +22,7 @@ from ..layers import catalogue_json
 from ..presets import preset_data, preset_description, preset_names
 from ..shapes import CheckResult, check
 from ..prepare import PreparedRun, inspect_run, prepare_run, spec_object
-from ..spec import OPTIMIZER_PARAMS, OPTIMIZERS, DataSpec, TrainSpec, parse_spec_text
+from ..spec import OPTIMIZER_PARAMS, OPTIMIZERS, DataSpec, TrainSpec, check_spec_shape, parse_spec_text
 from .datacache import check_index, dataset_json, stats_json
 from .images import example_png
 from .schemas import SpecExport, SpecText
@@ -181,6 +181,7 @@ def _png(data, index: int, split: str = "test") -> Response:
 
 @router.post("/check", summary="Check a spec: per-layer rows, or problems naming the layer and the fix")
 def check_spec(spec: Any = SpecBody) -> dict:
+    check_spec_shape(spec)  # a body nested 900 deep is a 400 here, not a RecursionError further on
     return check_data(spec).to_json()
 
 
@@ -224,6 +225,7 @@ def _check_finite(value, path: str = "spec") -> None:
 
 @router.post("/spec/export", summary="A spec as YAML or JSON text, to download")
 def export(body: SpecExport) -> Response:
+    check_spec_shape(body.spec)  # too deep, too big, or a lone surrogate (\ud800) that UTF-8 cannot encode
     name = str(body.spec.get("name") or "spec")
     safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in name)[:80] or "spec"
     if body.format == "json":

@@ -26,9 +26,12 @@ def serve_command(
     import uvicorn
 
     from ..cli_support import err, out
-    from ..store import Store
-    from .app import create_app, is_loopback
+    from .app import UnavailableStore, create_app, is_loopback, open_store
 
+    if not host.strip():  # bind(("", port)) would listen on every interface
+        raise LayerlabError("--host is empty, which would listen on every network interface; use --host 127.0.0.1 "
+                            "(this machine only, the default), or --host 0.0.0.0 with --token T to share it")
+    host = host.strip()
     if token is not None and len(token) < 8:
         raise LayerlabError("--token must have at least 8 characters")
     if not is_loopback(host) and not token:
@@ -43,7 +46,10 @@ def serve_command(
         sock.close()
         raise LayerlabError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     bound = sock.getsockname()[1]
-    store = Store(db)
+    store = open_store(db)  # a damaged store still serves the page; its routes answer 503
+    if isinstance(store, UnavailableStore):
+        err.print(f"warning: {store.error}; serving anyway: run routes answer 503 until it is fixed",
+                  highlight=False, markup=False)
     app = create_app(store, token=token, workers=workers)
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{bound}/"

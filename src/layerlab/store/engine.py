@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError
 from sqlalchemy.pool import StaticPool
 
 from ..errors import StoreError, StoreUnavailable
@@ -68,6 +68,15 @@ def resolve_url(url: str | os.PathLike | None = None) -> str:
 def _is_locked(exc: OperationalError) -> bool:
     text = str(exc.orig).lower()
     return "locked" in text or "busy" in text
+
+
+# What SQLite says of a file that is not a database, or one whose pages are damaged.
+_DAMAGED = ("not a database", "malformed", "file is encrypted", "disk image")
+
+
+def _is_damaged(exc: DatabaseError) -> bool:
+    text = str(exc.orig).lower()
+    return any(words in text for words in _DAMAGED)
 
 
 def _sqlite_engine(url: str) -> Engine:
@@ -174,5 +183,18 @@ class StoreBase:
                 if self._backend == "sqlite" and _is_locked(e) and attempt < _LOCK_RETRIES:
                     time.sleep((0.05 * 2**attempt) * (1 + random.random()))
                     continue
+                if self._backend == "sqlite" and _is_damaged(e):
+                    raise self._damaged(e) from e
                 raise StoreUnavailable(f"the store at {self._safe_url()} failed: {e.orig}") from e
+            except DatabaseError as e:  # not IntegrityError and the like: those are the caller's
+                if self._backend == "sqlite" and type(e) is DatabaseError and _is_damaged(e):
+                    raise self._damaged(e) from e
+                raise
         raise AssertionError("unreachable")
+
+    def _damaged(self, e: DatabaseError) -> StoreUnavailable:
+        """The error for a SQLite file that is not a database (100 random bytes, a truncated copy)."""
+        path = make_url(self.url).database or self._safe_url()
+        return StoreUnavailable(f"the store at {path} is not a SQLite database (or is damaged): {e.orig}; "
+                                f"move it away (e.g. `mv {path} {path}.damaged`) and a new, empty store is made "
+                                "there, or choose another store with --db or LAYERLAB_DB")

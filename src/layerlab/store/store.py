@@ -82,7 +82,8 @@ class Store(RunsMixin, ReadsMixin, SeriesMixin, ArtifactsMixin, StoreBase):
     ``url``: see :func:`resolve_url`. ``heartbeat_timeout``: seconds without a heartbeat after
     which a run on another host counts as interrupted. ``check_interval``: how often
     :meth:`get_run`/:meth:`list_runs` run :meth:`mark_interrupted` (``None``: never).
-    Opening a store creates or upgrades its schema (:func:`~layerlab.store.migrate.ensure_schema`).
+    Opening a store creates or upgrades its schema (:func:`~layerlab.store.migrate.ensure_schema`);
+    a SQLite file that is not a database, or is damaged, is a ``StoreUnavailable`` naming it and the fix.
     """
 
     def __init__(
