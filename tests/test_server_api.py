@@ -28,6 +28,8 @@ from layerlab.store import Store
 
 TINY = {"name": "tiny", "data": {"dataset": "digits"},
         "model": ["flatten", {"fc": {"units": 10}}], "train": {"examples": 2000, "batch_size": 64}}
+# A write with no JSON body (stop, resume, delete) says it is no form: what api.js sends on every request.
+ACT = {"X-Layerlab": "1"}
 
 
 @pytest.fixture()
@@ -215,7 +217,7 @@ def test_check_never_reads_a_path_or_errors(client):
         assert resp.status_code == 200, (body, resp.text)
         assert resp.json()["valid"] is False and resp.json()["problems"]
     assert_4xx(client.post("/api/check", content=b"{not json", headers={"content-type": "application/json"}), 422)
-    assert_4xx(client.post("/api/check"), 422, "required")
+    assert_4xx(client.post("/api/check", headers=ACT), 422, "required")
 
 
 def test_check_is_fast_enough_for_every_keystroke(client):
@@ -305,10 +307,12 @@ def test_run_lifecycle_through_a_worker(client, store):
     renamed = client.patch(f"/api/runs/{run_id}", json={"name": "renamed"}).json()
     assert renamed["name"] == "renamed"
     assert_4xx(client.patch(f"/api/runs/{run_id}", json={"name": ""}), 422)
-    assert_4xx(client.post(f"/api/runs/{run_id}/stop"), 409, "not running")
-    assert client.delete(f"/api/runs/{run_id}").status_code == 204
+    assert_4xx(client.post(f"/api/runs/{run_id}/stop", headers=ACT), 409, "not running")
+    assert_4xx(client.post(f"/api/runs/{run_id}/resume", headers=ACT), 409, "only interrupted or stopped")
+    assert client.delete(f"/api/runs/{run_id}", headers=ACT).status_code == 204
     assert_4xx(client.get(f"/api/runs/{run_id}"), 404, "not found")
-    assert_4xx(client.delete(f"/api/runs/{run_id}"), 404)
+    assert_4xx(client.delete(f"/api/runs/{run_id}", headers=ACT), 404)
+    assert_4xx(client.post(f"/api/runs/{run_id}/resume", headers=ACT), 404)
 
 
 def test_create_run_rejects_bad_specs(client):
@@ -325,11 +329,12 @@ def test_create_run_rejects_bad_specs(client):
     ("get", "/api/runs/abc"), ("get", "/api/runs/0"), ("get", "/api/runs/-3"), ("get", "/api/runs/99999999999999999999999"),
     ("get", "/api/runs/5"), ("get", "/api/runs/5/stream"), ("get", "/api/runs/5/series"), ("get", "/api/runs/5/metrics"),
     ("get", "/api/runs/5/events"), ("get", "/api/runs/5/predictions"), ("get", "/api/runs/5/images/0.png"),
-    ("post", "/api/runs/5/stop"), ("delete", "/api/runs/5"), ("get", "/api/runs?status=bogus"),
-    ("get", "/api/runs?limit=0"), ("get", "/api/runs/5/metrics?after_id=-1"),
+    ("post", "/api/runs/5/stop"), ("post", "/api/runs/5/resume"), ("delete", "/api/runs/5"),
+    ("get", "/api/runs?status=bogus"), ("get", "/api/runs?limit=0"), ("get", "/api/runs/5/metrics?after_id=-1"),
 ])
 def test_bad_run_requests_are_4xx(client, method, path):
-    assert_4xx(getattr(client, method)(path))
+    resp = assert_4xx(getattr(client, method)(path, headers=ACT), None)
+    assert "refused" not in resp["detail"]  # the request itself is wrong, not where it came from
 
 
 def test_a_subset_larger_than_the_split_is_refused_before_a_run_exists(client):
@@ -361,9 +366,19 @@ def test_pool_limits_concurrency_and_queued_runs_can_stop(client):
     listed = {r["id"]: r for r in client.get("/api/runs").json()["runs"]}
     assert listed[second]["status"] == "queued" and listed[second]["queue_position"] == 1
     assert client.get("/api/health").json()["pool"] == {"workers": 1, "running": [first], "queued": [second]}
-    assert client.post(f"/api/runs/{second}/stop").json()["status"] == "stopped"
-    assert_4xx(client.delete(f"/api/runs/{first}"), 409, "running")
-    client.post(f"/api/runs/{first}/stop")
+    assert client.post(f"/api/runs/{second}/stop", headers=ACT).json()["status"] == "stopped"
+    assert_4xx(client.delete(f"/api/runs/{first}", headers=ACT), 409, "running")
+    assert_4xx(client.post(f"/api/runs/{first}/resume", headers=ACT), 409, "only interrupted or stopped")
+    client.post(f"/api/runs/{first}/stop", headers=ACT)
+    stopped = wait_status(client, first)
+    assert stopped["status"] == "stopped"
+    # Resume: a worker continues the stopped run from its checkpoint; asked twice, it is queued once.
+    resumed = client.post(f"/api/runs/{first}/resume", headers=ACT)
+    assert resumed.status_code == 200 and resumed.json()["status"] == "stopped", resumed.text
+    assert_4xx(client.post(f"/api/runs/{first}/resume", headers=ACT), 409, "already")
+    again = wait_status(client, first, statuses=("running",))
+    assert again["started_at"] > stopped["started_at"]
+    client.post(f"/api/runs/{first}/stop", headers=ACT)
     assert wait_status(client, first)["status"] == "stopped"
     wait_for("the pool to drain", lambda: client.get("/api/health").json()["pool"]["queued"] == []
              and client.get("/api/health").json()["pool"]["running"] == [])
@@ -396,6 +411,119 @@ def test_token_is_required_everywhere(store):
         assert c.post("/api/check?token=s3cret-token", json=TINY).status_code == 200
         c.cookies.clear()
         assert c.get("/api/meta?token=wrong").status_code == 401
+
+
+def test_token_scheme_is_case_insensitive(store):
+    """RFC 7235: the auth scheme is a case-insensitive token, so `bearer T` is as good as `Bearer T`."""
+    with TestClient(create_app(store, token="s3cret-token", workers=0), base_url="http://example.org") as c:
+        for auth in ("Bearer s3cret-token", "bearer s3cret-token", "BEARER s3cret-token", "  beArer   s3cret-token "):
+            assert c.get("/api/meta", headers={"Authorization": auth}).status_code == 200, auth
+        for auth in ("Basic s3cret-token", "bearer", "bearer wrong", "s3cret-token", "bearers3cret-token"):
+            assert c.get("/api/meta", headers={"Authorization": auth}).status_code == 401, auth
+
+
+# ----------------------------------------------------------------------------- cross-site writes (CSRF)
+
+# Every POST, PUT, PATCH and DELETE is checked, the ones that change nothing included (check,
+# predict, spec parse/export): one rule by method leaves no route to forget, and another site
+# must not make a visitor's browser spend the server's CPU on models either.
+EVIL = {"Origin": "http://evil.example", "Sec-Fetch-Site": "cross-site"}
+# What another site's page can send without a CORS preflight: a form (three encodings) or a
+# fetch(url, {method: 'POST', mode: 'no-cors'}) with a text/plain body or none.
+SIMPLE_SHAPES = {
+    "text/plain": lambda body: {"content": json.dumps(body).encode(), "headers": {"content-type": "text/plain"}},
+    "urlencoded": lambda body: {"content": b"spec=" + json.dumps(body).encode(),
+                                "headers": {"content-type": "application/x-www-form-urlencoded"}},
+    "multipart": lambda body: {"files": {"spec": ("spec.json", json.dumps(body).encode(), "application/json")}},
+    "no body": lambda body: {},
+}
+
+
+def _write_routes(running: int, interrupted: int) -> list[tuple[str, str, object]]:
+    return [("POST", f"/api/runs/{running}/stop", None), ("POST", "/api/runs", {"spec": TINY}),
+            ("POST", f"/api/runs/{interrupted}/resume", None), ("PATCH", f"/api/runs/{running}", {"name": "pwned"}),
+            ("DELETE", f"/api/runs/{interrupted}", None), ("POST", "/api/check", TINY), ("POST", "/api/predict", TINY),
+            ("POST", "/api/spec/parse", {"text": "name: x"}), ("POST", "/api/spec/export", {"spec": TINY})]
+
+
+def _store_state(store) -> list:
+    runs = store.list_runs(limit=100)
+    return [(r["id"], r["status"], r["name"], r["stop_requested"], len(store.events(r["id"]))) for r in runs]
+
+
+@pytest.fixture()
+def two_runs(store):
+    """A run that is running (its 'trainer' is this very process, so it stays alive) and an interrupted one."""
+    running = store.create_run(TINY, status="running", name="mine")
+    interrupted = store.create_run(TINY, status="running", name="paused")
+    store.set_status(interrupted, "interrupted")
+    return running, interrupted
+
+
+@pytest.mark.parametrize("headers", [EVIL, {"Origin": "http://evil.example"}, {"Sec-Fetch-Site": "cross-site"},
+                                     {"Sec-Fetch-Site": "same-site", "Origin": "http://127.0.0.1:8001"}, {}],
+                         ids=["origin+fetch-site", "origin", "fetch-site", "same-site", "old-browser"])
+def test_cross_site_writes_of_every_simple_shape_are_refused(client, store, two_runs, headers):
+    """Before: a page on any site could POST /api/runs/{id}/stop with no body and stop the user's run."""
+    before = _store_state(store)
+    for method, path, body in _write_routes(*two_runs):
+        for shape, make in SIMPLE_SHAPES.items():
+            kwargs = make(body)
+            kwargs["headers"] = {**kwargs.get("headers", {}), **headers}
+            resp = client.request(method, path, **kwargs)
+            assert resp.status_code == 403, (method, path, shape, headers, resp.status_code, resp.text)
+            assert "refused" in resp.json()["detail"], resp.text
+    assert _store_state(store) == before
+    assert client.get("/api/health").json()["pool"]["queued"] == []
+
+
+def test_cross_site_json_and_custom_header_are_refused_too(client, store, two_runs):
+    """A browser sends those only after a CORS preflight (never granted here); refused all the same."""
+    running, _ = two_runs
+    before = _store_state(store)
+    for headers in (EVIL, {**EVIL, **ACT}, {"Origin": "null", **ACT}, {"Origin": "http://127.0.0.1.evil.example", **ACT},
+                    {"Origin": "https://127.0.0.1", **ACT}, {"Origin": "http://127.0.0.1:8000", **ACT}):
+        resp = client.post(f"/api/runs/{running}/stop", json={}, headers=headers)
+        assert resp.status_code == 403, (headers, resp.text)
+    detail = client.post(f"/api/runs/{running}/stop", headers=EVIL).json()["detail"]
+    assert "another site" in detail and "Sec-Fetch-Site: cross-site" in detail
+    assert "another origin" in client.post("/api/check", json=TINY, headers={"Origin": "http://evil.example"}).json()["detail"]
+    assert _store_state(store) == before
+
+
+def test_the_page_and_programs_still_write(client, store, two_runs):
+    """The page (same origin, X-Layerlab on every request), curl/httpx (no Origin, JSON or the header)."""
+    running, interrupted = two_runs
+    page = {"Origin": "http://127.0.0.1", "Sec-Fetch-Site": "same-origin", **ACT}
+    assert client.patch(f"/api/runs/{running}", json={"name": "renamed"}, headers=page).json()["name"] == "renamed"
+    assert client.post("/api/check", json=TINY, headers={"Sec-Fetch-Site": "same-origin"}).json()["valid"]
+    assert client.post("/api/check", json=TINY, headers={"Sec-Fetch-Site": "none"}).json()["valid"]  # typed by the user
+    assert client.post("/api/check", json=TINY).json()["valid"]  # a program
+    bodiless = client.post(f"/api/runs/{running}/stop")  # a program that forgot the header: told what to send
+    assert_4xx(bodiless, 403, "X-Layerlab: 1")
+    assert not store.get_run(running)["stop_requested"]
+    assert client.post(f"/api/runs/{running}/stop", headers=page).json()["stop_requested"] is True
+    assert client.delete(f"/api/runs/{interrupted}", headers=ACT).status_code == 204
+    with TestClient(create_app(store, workers=0), base_url="http://localhost:8765") as other:
+        own = {"Origin": "http://localhost:8765", "Sec-Fetch-Site": "same-origin"}
+        assert other.post("/api/check", json=TINY, headers=own).status_code == 200
+        assert other.post("/api/check", json=TINY, headers={"Origin": "http://localhost:8766"}).status_code == 403
+
+
+def test_every_response_forbids_framing_and_sniffing(store):
+    want = {"x-frame-options": "DENY", "content-security-policy": "frame-ancestors 'none'",
+            "x-content-type-options": "nosniff"}
+    with TestClient(create_app(store, workers=0), base_url="http://127.0.0.1") as c:
+        page = c.get("/")
+        prefix = re.search(r'src="(/static/[0-9a-f]{12})/js/main.js"', page.text).group(1)
+        answers = [page, c.get("/api/meta"), c.get(f"{prefix}/js/main.js"), c.get("/static/x/nope.js"),
+                   c.get("/api/runs/99"), c.post("/api/check", json=TINY, headers=EVIL),
+                   c.get("/api/health", headers={"Host": "attacker.example"}), c.get("/api/datasets/digits/images/0.png")]
+    with TestClient(create_app(store, token="s3cret-token", workers=0), base_url="http://example.org") as c:
+        answers.append(c.get("/api/meta"))
+    assert [a.status_code for a in answers] == [200, 200, 200, 404, 404, 403, 400, 200, 401]
+    for answer in answers:
+        assert {k: answer.headers.get(k) for k in want} == want, (answer.request.url, answer.headers)
 
 
 def test_no_workers_means_runs_come_from_elsewhere(store):

@@ -1,4 +1,4 @@
-"""Routes about runs: create (queue for a worker), list, read, stop, rename, delete, and stream.
+"""Routes about runs: create (queue for a worker), list, read, stop, resume, rename, delete, and stream.
 
 Everything is read from the store, so runs started elsewhere (``layerlab train --db SAME``)
 are listed and streamed like the server's own.
@@ -84,10 +84,31 @@ def delete_run(request: Request, run_id: int = RunId) -> Response:
 def stop_run(request: Request, run_id: int = RunId) -> dict:
     store = _store(request)
     run = store.get_run(run_id)
+    pool = request.app.state.pool
     if run["status"] not in ACTIVE_STATUSES:
+        if pool is not None and pool.cancel(run_id):  # it was waiting to resume: it simply stays as it is
+            return run_summary(run)
         raise RunConflict(f"run {run_id} is {run['status']}, not running: nothing to stop")
     store.request_stop(run_id)
     return run_summary(store.get_run(run_id))
+
+
+RESUMABLE = ("interrupted", "stopped")
+
+
+@router.post("/{run_id}/resume", summary="Queue an interrupted or stopped run to continue from its last checkpoint")
+def resume_run(request: Request, run_id: int = RunId) -> dict:
+    store = _store(request)
+    run = store.get_run(run_id)
+    if run["status"] not in RESUMABLE or run.get("kind", "run") != "run":
+        what = "a study's record" if run.get("kind", "run") != "run" else f"{run['status']}"
+        raise RunConflict(f"run {run_id} is {what}: only interrupted or stopped runs can be resumed")
+    pool = request.app.state.pool
+    if pool is None:
+        raise Conflict(f"this server has no workers (started with --workers 0); resume the run with "
+                       f"`layerlab train --resume {run_id}`")
+    pool.submit(run_id, resume=True)  # RunConflict when it already waits for a worker
+    return {**run_summary(store.get_run(run_id)), "queue_position": pool.position(run_id)}
 
 
 @router.get("/{run_id}/metrics", summary="Metric rows after a row id (paging), optionally of some names")

@@ -23,9 +23,11 @@ from . import api_catalogue, api_runs
 from .assets import load_assets
 from .datacache import DataCache
 from .pool import WorkerPool
-from .security import LOOPBACK_HOSTS, BodyLimitMiddleware, HostMiddleware, TokenMiddleware
+from .predict import shutdown_worker as shutdown_predictions
+from .security import (LOOPBACK_HOSTS, BodyLimitMiddleware, HostMiddleware, SameOriginMiddleware,
+                       SecurityHeadersMiddleware, TokenMiddleware)
 
-__all__ = ["create_app", "SafeJSONResponse", "MAX_BODY", "is_loopback"]
+__all__ = ["create_app", "SafeJSONResponse", "MAX_BODY", "is_loopback", "UnavailableStore", "open_store"]
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +44,12 @@ class SafeJSONResponse(JSONResponse):
 
 
 def is_loopback(host: str) -> bool:
-    if host in ("localhost", ""):
+    """Whether binding ``host`` listens on this machine only: ``localhost`` or a loopback address.
+
+    The empty string is not loopback: ``bind(("", port))`` listens on every interface, as
+    ``0.0.0.0`` and ``::`` do.
+    """
+    if host == "localhost":
         return True
     try:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
@@ -50,19 +57,55 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+class UnavailableStore:
+    """Stands in for a store that could not be opened (a damaged SQLite file, a database that is down).
+
+    The server still starts: the page, the catalogue and ``/api/health`` answer, and every use
+    of the store raises the ``StoreUnavailable`` it failed with, which the API answers as 503.
+    """
+
+    def __init__(self, url: str, error: Exception):
+        self.url, self.error = url, error
+
+    def _safe_url(self) -> str:
+        from sqlalchemy.engine import make_url
+        try:
+            return make_url(self.url).render_as_string(hide_password=True)
+        except Exception:  # noqa: BLE001 - an unparsable URL is shown as given
+            return self.url
+
+    def close(self) -> None:
+        pass
+
+    def __getattr__(self, name: str):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        from ..errors import StoreUnavailable
+        raise StoreUnavailable(f"{self.error} (restart `layerlab serve` once it is fixed)")
+
+
+def open_store(url=None):
+    """``Store(url)``, or an :class:`UnavailableStore` carrying the reason when it cannot be opened."""
+    from ..errors import StoreUnavailable
+    from ..store import Store, resolve_url
+    try:
+        return Store(url)
+    except StoreUnavailable as exc:
+        return UnavailableStore(resolve_url(url), exc)
+
+
 def create_app(store=None, *, token: str | None = None, workers: int = 2, allowed_hosts: tuple[str, ...] | None = None,
                max_body: int = MAX_BODY, stream_poll: float = 0.3, data_cache_size: int = 3) -> FastAPI:
-    """The layerlab web app over ``store`` (default: ``Store()``).
+    """The layerlab web app over ``store`` (default: :func:`open_store`, so a damaged store still serves).
 
     ``token``: required on every request when set. ``workers``: training processes at once (0:
     none; runs must come from elsewhere). ``allowed_hosts``: Host header names answered; default
     loopback names without a token, any with one.
     """
-    from ..store import Store
-
-    store = store if store is not None else Store()
+    store = store if store is not None else open_store()
+    store_error = store.error if isinstance(store, UnavailableStore) else None
     assets = load_assets()
-    pool = WorkerPool(store, workers=workers) if workers > 0 else None
+    pool = WorkerPool(store, workers=workers) if workers > 0 and store_error is None else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -74,6 +117,7 @@ def create_app(store=None, *, token: str | None = None, workers: int = 2, allowe
             app.state.shutting_down = True
             if pool is not None:
                 pool.shutdown()
+            shutdown_predictions()  # the builder's prediction worker process, if one was started
 
     app = FastAPI(title="layerlab", version=_version(), lifespan=lifespan, default_response_class=SafeJSONResponse,
                   description="Build, check, train and compare small neural networks. The browser UI is at `/`; "
@@ -82,22 +126,28 @@ def create_app(store=None, *, token: str | None = None, workers: int = 2, allowe
     app.state.data = DataCache(size=data_cache_size)
     app.state.stream_poll, app.state.shutting_down = stream_poll, False
 
-    # Middleware: the last added runs first. Order: Host check, token, body limit, app.
+    # Middleware: the last added runs first. Order: security headers (on every answer, refusals
+    # too), Host check, same-origin check of writes, token, body limit, app.
     app.add_middleware(BodyLimitMiddleware, max_body=max_body)
     if token:
         app.add_middleware(TokenMiddleware, token=token)
+    app.add_middleware(SameOriginMiddleware)
     hosts = allowed_hosts if allowed_hosts is not None else (None if token else LOOPBACK_HOSTS)
     if hosts is not None:
         app.add_middleware(HostMiddleware, allowed=tuple(hosts))
+    app.add_middleware(SecurityHeadersMiddleware)
 
     _add_error_handlers(app)
     app.include_router(api_catalogue.router)
     app.include_router(api_runs.router)
 
     @app.get("/api/health", summary="Server version, store, static prefix and worker pool state")
-    def health(request: Request) -> dict:
-        return {"ok": True, "version": _version(), "store": store._safe_url(), "static": assets.prefix,
-                "pool": pool.state() if pool else None}
+    def health(request: Request):
+        body = {"ok": store_error is None, "version": _version(), "store": store._safe_url(),
+                "static": assets.prefix, "pool": pool.state() if pool else None}
+        if store_error is not None:  # up, but every store route answers 503 with this
+            return SafeJSONResponse({**body, "store_error": str(store_error)}, status_code=503)
+        return body
 
     @app.get("/", include_in_schema=False)
     def index() -> HTMLResponse:

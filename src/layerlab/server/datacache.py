@@ -1,7 +1,8 @@
 """Data sets the server keeps in memory: statistics, example images and untrained predictions.
 
 Loading Fashion-MNIST takes about 0.3 s, so the last few loaded data sets (keyed by their
-``DataSpec``) stay resident on the CPU. The server never downloads: a data set whose files
+``DataSpec``) stay resident on the CPU, at most ``DEFAULT_CACHE_BYTES`` (512 MiB) of tensors
+together: the least recently used are dropped first, and one larger than that is refused. The server never downloads: a data set whose files
 are missing is ``DataUnavailable``, which says how to fetch it. Data are loaded by
 ``DataSpec.load``, as the trainer loads them, so test example ``i`` here is test example
 ``i`` of a run.
@@ -12,12 +13,20 @@ import threading
 from collections import OrderedDict
 
 from ..data import DATASETS, ResidentDataset, available, get_info
-from ..errors import DataError, spec_error
+from ..errors import DataError, LayerlabError, spec_error
 from ..spec import DataSpec
 
-__all__ = ["DataCache", "dataset_json", "available", "PREDICTION_COUNT"]
+__all__ = ["DataCache", "DataTooLarge", "resident_bytes", "dataset_json", "available", "PREDICTION_COUNT",
+           "DEFAULT_CACHE_BYTES"]
 
 PREDICTION_COUNT = 20  # the trainer's default: the first 20 test examples get prediction snapshots
+DEFAULT_CACHE_BYTES = 512 * 2**20  # tensors of the data sets the server keeps loaded, all together
+
+
+class DataTooLarge(LayerlabError):
+    """A data set larger than the whole cache: the server does not keep it loaded."""
+
+    http_status = 413
 
 
 def dataset_json(name: str) -> dict:
@@ -34,13 +43,30 @@ def dataset_json(name: str) -> dict:
 
 
 class DataCache:
-    """The last ``size`` loaded data sets, keyed by their ``DataSpec``; one load at a time per key."""
+    """Loaded data sets, keyed by their ``DataSpec``; one load at a time per key.
 
-    def __init__(self, size: int = 3):
-        self.size = size
-        self._items: OrderedDict[str, ResidentDataset] = OrderedDict()
+    Bounded twice: at most ``size`` data sets and at most ``max_bytes`` bytes of their tensors
+    (``resident_bytes``) together; the least recently used go first. A single data set larger
+    than ``max_bytes`` is refused (``DataTooLarge``, 413) rather than kept.
+    """
+
+    def __init__(self, size: int = 3, *, max_bytes: int = DEFAULT_CACHE_BYTES):
+        if size < 1 or max_bytes < 1:
+            raise ValueError(f"a data cache needs size >= 1 and max_bytes >= 1, got {size} and {max_bytes}")
+        self.size, self.max_bytes = size, int(max_bytes)
+        self._items: OrderedDict[str, tuple[ResidentDataset, int]] = OrderedDict()
         self._lock = threading.Lock()
         self._loading: dict[str, threading.Lock] = {}
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the cached data sets' tensors."""
+        with self._lock:
+            return sum(n for _, n in self._items.values())
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._items)
 
     def get(self, dataset: str, **fields) -> ResidentDataset:
         """Data set ``dataset`` with ``DataSpec`` fields (normalize, train_size, ...), on the CPU."""
@@ -54,23 +80,35 @@ class DataCache:
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)
-                return self._items[key]
+                return self._items[key][0]
             gate = self._loading.setdefault(key, threading.Lock())
         with gate:  # two requests for one data set load it once
             with self._lock:
                 if key in self._items:
-                    return self._items[key]
-            problems = data_spec.problems()
-            if problems:
-                raise spec_error(problems)  # DataUnavailable (409) when the files are all that is missing
-            data = data_spec.load(device="cpu")
-            data.stats()  # computed once, while we are here
-            with self._lock:
-                self._items[key] = data
-                while len(self._items) > self.size:
-                    self._items.popitem(last=False)
-                self._loading.pop(key, None)
-            return data
+                    return self._items[key][0]
+            try:
+                problems = data_spec.problems()
+                if problems:
+                    raise spec_error(problems)  # DataUnavailable (409) when the files are all that is missing
+                data = data_spec.load(device="cpu")
+                nbytes = resident_bytes(data)
+                if nbytes > self.max_bytes:
+                    del data
+                    raise DataTooLarge(f"{data_spec.dataset} as asked holds {nbytes / 2**20:,.0f} MiB in memory, more "
+                                       f"than the server keeps for previews ({self.max_bytes / 2**20:,.0f} MiB); "
+                                       "ask for fewer examples (train_size, test_size, or the set's n_train/n_test "
+                                       "options) to preview it here; a run trains on it in its own process")
+                data.stats()  # computed once, while we are here
+                with self._lock:
+                    self._items[key] = (data, nbytes)
+                    total = sum(n for _, n in self._items.values())
+                    while len(self._items) > 1 and (len(self._items) > self.size or total > self.max_bytes):
+                        _, (_, freed) = self._items.popitem(last=False)  # least recently used first
+                        total -= freed
+                return data
+            finally:
+                with self._lock:
+                    self._loading.pop(key, None)
 
     def for_spec(self, spec) -> ResidentDataset:
         """The data set a ``Spec`` trains on, as its trainer loads it."""
@@ -83,6 +121,15 @@ class DataCache:
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+
+
+def resident_bytes(data: ResidentDataset) -> int:
+    """Bytes of a resident data set's tensors (every split's inputs and targets)."""
+    total = 0
+    for split in (data.train, data.test, data.val):
+        if split is not None:
+            total += sum(t.element_size() * t.nelement() for t in (split.x, split.y))
+    return total
 
 
 def stats_json(data: ResidentDataset) -> dict:

@@ -13,8 +13,10 @@ export class ApiError extends Error {
   }
 }
 
+// Every request says X-Layerlab: the server refuses writes that carry neither it nor a JSON body,
+// which is what keeps other sites' forms and no-cors fetches out (see docs/security.md).
 export async function api(path, { method = 'GET', body, signal, raw = false } = {}) {
-  const headers = {};
+  const headers = { 'X-Layerlab': '1' };
   if (TOKEN) headers.Authorization = `Bearer ${TOKEN}`;
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   const resp = await fetch(path, { method, headers, signal, body: body === undefined ? undefined : JSON.stringify(body) });

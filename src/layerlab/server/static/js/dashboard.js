@@ -24,6 +24,7 @@ const TRACE_OF = {};  // metric name -> [chart key, trace index]
 for (const [key, c] of Object.entries(CHARTS)) c.traces.forEach(([metric], i) => { TRACE_OF[metric] = [key, i]; });
 
 export const ACTIVE = ['queued', 'running'];
+export const RESUMABLE = ['interrupted', 'stopped'];
 
 const view = {
   mode: 'draft',       // 'draft' | 'run'
@@ -35,6 +36,7 @@ const view = {
   diagnoses: [],
   imageUrl: null,
   classes: [],
+  resuming: null,     // id of a run whose resume is waiting for its worker
 };
 let tick = null;
 const listeners = [];
@@ -135,6 +137,7 @@ export function showDraft() {
   dom.banner.hidden = true;
   dom.results.hidden = true;
   dom.stop.disabled = true;
+  dom.resume.hidden = true;
   draftPredictions(...(view.draftPred || [null, null]));
   listeners.forEach((fn) => fn(null));
 }
@@ -216,6 +219,8 @@ function setRun(run) {
     view.elapsedAt = performance.now();
   }
   dom.stop.disabled = !ACTIVE.includes(run.status);
+  dom.resume.hidden = !RESUMABLE.includes(run.status) || view.resuming === run.id;
+  dom.resume.disabled = false;
   renderBanner();
   renderCounters();
   listeners.forEach((fn) => fn(view.run));
@@ -252,9 +257,9 @@ function renderBanner() {
   } else if (run.status === 'failed') {
     cls = 'bad'; title = 'Training failed'; text = run.error || 'see the server log';
   } else if (run.status === 'interrupted') {
-    cls = 'info'; title = 'Interrupted'; text = `The trainer stopped unexpectedly. Resume with: layerlab train --resume ${run.id}`;
+    cls = 'info'; title = 'Interrupted'; text = `The trainer stopped unexpectedly (the server or its worker went away). Resume continues from the last checkpoint (or: layerlab train --resume ${run.id}).`;
   } else if (run.status === 'stopped') {
-    cls = 'info'; title = 'Stopped'; text = `Stopped on request after ${int(view.examples)} examples; what it learned is kept.`;
+    cls = 'info'; title = 'Stopped'; text = `Stopped on request after ${int(view.examples)} examples; what it learned is kept, and Resume continues from there.`;
   } else if (view.diagnoses.length) {
     cls = 'info'; title = 'Diagnosis'; text = view.diagnoses.map((d) => d.text).join(' ');
   }
@@ -311,5 +316,48 @@ export async function stopRun() {
     toast(out.status === 'stopped' ? `Run ${run.id} stopped` : `Stopping run ${run.id}…`);
   } catch (err) {
     toast(err.message, { bad: true });
+  }
+}
+
+// Resume an interrupted or stopped run: a worker continues it from its last checkpoint. The
+// stream of a run that is not running ends at once, so wait (bounded) until the worker has
+// picked it up, then follow it again.
+const RESUME_WAIT_MS = 180_000;
+export async function resumeRun() {
+  const run = currentRun();
+  if (!run || !RESUMABLE.includes(run.status)) return;
+  const id = run.id, from = run.status;
+  dom.resume.disabled = true;
+  let out;
+  try {
+    out = await api(`/api/runs/${id}/resume`, { method: 'POST' });
+  } catch (err) {
+    dom.resume.disabled = false;
+    toast(err.message, { bad: true });
+    return;
+  }
+  view.resuming = id;
+  dom.resume.hidden = true;
+  toast(out.queue_position > 1 ? `Run ${id} waits for a worker (place ${out.queue_position})` : `Resuming run ${id}…`);
+  const until = performance.now() + RESUME_WAIT_MS;
+  try {
+    while (currentRun()?.id === id && performance.now() < until) {
+      const now = await api(`/api/runs/${id}`);
+      if (now.status !== from || (now.started_at ?? null) !== (run.started_at ?? null)) {
+        view.resuming = null;
+        if (currentRun()?.id === id) openRun(id);
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    if (currentRun()?.id === id) {
+      dom.resume.hidden = false;
+      dom.resume.disabled = false;
+      toast(`Run ${id} has not resumed yet; it is still waiting for a worker`);
+    }
+  } catch (err) {
+    toast(err.message, { bad: true });
+  } finally {
+    if (view.resuming === id) view.resuming = null;
   }
 }

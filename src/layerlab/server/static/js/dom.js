@@ -13,7 +13,7 @@ export const SELECTORS = {
   budgetExamples: '#budget-examples', budgetValue: '#budget-value', init: '#init', initParams: '#init-params',
   seed: '#seed',
   // actions
-  specName: '#spec-name', train: '#train-btn', stop: '#stop-btn', saveJson: '#save-json', saveYaml: '#save-yaml',
+  specName: '#spec-name', train: '#train-btn', stop: '#stop-btn', resume: '#resume-btn', saveJson: '#save-json', saveYaml: '#save-yaml',
   load: '#load-btn', loadFile: '#load-file',
   // dashboard
   validity: '#validity', banner: '#banner', runTitle: '#run-title', runStatus: '#run-status', runNote: '#run-note',

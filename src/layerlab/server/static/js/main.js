@@ -30,6 +30,7 @@ async function boot() {
   dash.onRunChange(() => updateTrainButton());
   dom.train.addEventListener('click', train);
   dom.stop.addEventListener('click', () => dash.stopRun());
+  dom.resume.addEventListener('click', () => dash.resumeRun());
   dom.saveJson.addEventListener('click', () => builder.download('json'));
   dom.saveYaml.addEventListener('click', () => builder.download('yaml'));
   dom.load.addEventListener('click', () => dom.loadFile.click());
