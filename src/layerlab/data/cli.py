@@ -15,7 +15,6 @@ from rich.table import Table
 from ..cli_support import LabTyper, out as console
 from .catalogue import DATASETS, DatasetInfo, get_info
 from .fetch import fetch, file_problems, locate, search_dirs
-from .resident import load_dataset
 
 app = LabTyper(help="Data sets: list them, show their statistics, fetch their files.")
 
@@ -66,6 +65,7 @@ def show(name: str = typer.Argument(..., help="data set name (see `layerlab data
                                        help="download missing files from the mirrors")) -> None:
     """Statistics: example counts, shapes, pixel range, class balance (or target mean/std)."""
     info = get_info(name)
+    from .resident import load_dataset  # torch: only `show` loads tensors
     ds = load_dataset(name, normalize="none", download=download)
     st = ds.stats()
     console.print(f"[bold]{info.name}[/] — {info.doc}")

@@ -13,9 +13,12 @@ import tarfile
 import zlib
 from pathlib import Path
 
-import numpy as np
+from typing import TYPE_CHECKING
 
 from ..errors import DataError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["read_bytes", "decompress", "parse_idx", "read_idx", "DEFAULT_CONTENT_LIMIT",
            "CIFAR_RECORD", "parse_cifar_records", "read_cifar10_tar"]
@@ -27,8 +30,7 @@ _OUT_CHUNK = 4 << 20  # bytes decompressed per step, so the limit is checked as 
 _IN_CHUNK = 1 << 20  # compressed bytes handed to zlib at a time
 
 # IDX type byte -> big-endian NumPy dtype (http://yann.lecun.com/exdb/mnist/, "THE IDX FILE FORMAT").
-_IDX_DTYPES = {0x08: np.dtype(">u1"), 0x09: np.dtype(">i1"), 0x0B: np.dtype(">i2"),
-               0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+_IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 CIFAR_RECORD = 1 + 3 * 32 * 32  # 1 label byte + 1024 red, 1024 green, 1024 blue bytes
 CIFAR_TRAIN_MEMBERS = tuple(f"data_batch_{i}.bin" for i in range(1, 6))
@@ -91,10 +93,11 @@ def parse_idx(data: bytes, path: Path | str, *, ndim: int | None = None) -> np.n
     Checks the magic (two zero bytes, a known type byte, the number of dimensions), that
     ``ndim`` matches when given, and that the payload is exactly as long as the header says.
     """
+    import numpy as np  # here, not at import: checking a spec never reads data files
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES:
         raise DataError(f"{path}: not an IDX file (bad magic number {data[:4].hex() or 'empty'}; "
                         "expected 0000 followed by a type byte such as 08 and the number of dimensions)")
-    dtype, nd = _IDX_DTYPES[data[2]], data[3]
+    dtype, nd = np.dtype(_IDX_DTYPES[data[2]]), data[3]
     if ndim is not None and nd != ndim:
         raise DataError(f"{path}: IDX file has {nd} dimensions, expected {ndim} "
                         f"({'images' if ndim == 3 else 'labels'} file)")
@@ -122,6 +125,7 @@ def read_idx(path: Path, *, ndim: int | None = None, limit: int | None = None) -
 
 def parse_cifar_records(data: bytes, where: str) -> tuple[np.ndarray, np.ndarray]:
     """(images (N,3,32,32) uint8, labels (N,) uint8) from CIFAR-10 binary records."""
+    import numpy as np  # here, not at import: checking a spec never reads data files
     if len(data) == 0 or len(data) % CIFAR_RECORD:
         raise DataError(f"{where}: {len(data)} bytes is not a whole number of CIFAR-10 records "
                         f"({CIFAR_RECORD} bytes each: 1 label byte + 3072 pixel bytes)")
@@ -141,6 +145,7 @@ def read_cifar10_tar(path: Path, data: bytes | None = None, *, limit: int | None
     ``limit``: the most bytes the tar may have once decompressed (see ``decompress``); the
     members are then views into it, not copies.
     """
+    import numpy as np  # here, not at import: checking a spec never reads data files
     wanted = set(CIFAR_TRAIN_MEMBERS) | {CIFAR_TEST_MEMBER}
     found: dict[str, memoryview] = {}
     data = read_bytes(path) if data is None else data
