@@ -26,7 +26,7 @@ CASES = [
     ("train", {"clip_grad": INF}, "train.clip_grad", "must be a finite number"),
     ("train", {"schedule": "step", "step_epochs": INF}, "train.step_epochs", "must be a finite number"),
     ("train", {"examples": 10**18}, "train.examples", "must be <= 10000000000"),
-    ("train", {"lr": 1e300}, "train.lr", "must be <= 1000000.0"),
+    ("train", {"lr": 1e300}, "train.lr", "must be <= 1e+38"),
     ("train", {"init": {"normal": {"std": INF}}}, "train.init.normal.std", "must be a finite number"),
     ("model", ["flatten", {"leaky_relu": {"slope": INF}}, {"fc": {"units": 10}}], "model[1].leaky_relu.slope",
      "must be a finite number"),

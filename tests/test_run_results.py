@@ -42,6 +42,8 @@ def test_train_returns_run_results_that_round_trip_through_the_store(tmp_path):
     assert results.params == 64 * 10 + 10 and results.steps == 256 // 64  # default batch size 64
     assert len(results.confusion["matrix"]) == 10 and len(results.worst) == 10
     assert results.diverged_at_step is None and results.evidence is None and results.stop_reason is None
+    assert results.eval_subset == 359 and results.eval_every == 13  # digits' whole test split; 256 / 20 examples
+    assert 0 < results.eval_time_s < results.elapsed_s
 
     stored = store.get_run(results.run_id)["results"]
     assert stored == json.loads(json.dumps(results.to_json()))  # plain JSON data, every field

@@ -44,9 +44,14 @@ def test_a_finished_run_records_everything(store, digits):
     assert run["results"]["test_accuracy"] == results.test_accuracy > 0.8
     assert results.examples == 2 * len(digits.train) and results.epochs == 2.0
     # evaluations at step 0, after the batch that passes each multiple of 500 examples, at each
-    # epoch end (1438 examples) and at the end; each with a prediction snapshot
-    evals = store.series(run_id, "test_accuracy")
+    # epoch end (1438 examples) and at the end; each with a prediction snapshot. The live points use
+    # the evaluation subset (test_accuracy_subset); the full split is evaluated at step 0, epoch ends
+    # and the end. digits has 359 test examples, fewer than the default subset: every point is full.
+    evals = store.series(run_id, "test_accuracy_subset")
     assert [e for e, _ in evals] == [0, 512, 1024, 1438, 1502, 2014, 2526, 2876]
+    assert store.series(run_id, "test_accuracy") == evals
+    assert results.eval_every == 500 and results.eval_subset == len(digits.test)
+    assert 0 < results.eval_time_s < results.elapsed_s
     predictions = store.events(run_id, kinds=["prediction"])
     assert [p["payload"]["examples"] for p in predictions] == [e for e, _ in evals]
     first = predictions[0]["payload"]["predictions"]
@@ -55,7 +60,8 @@ def test_a_finished_run_records_everything(store, digits):
     assert first[0]["correct"] == (first[0]["top"][0][0] == first[0]["label"])
     # metric names: cost and friends at log points, diagnostics at evaluations, speed at the end
     names = {m["name"] for m in store.metrics(run_id)}
-    assert {"cost", "train_accuracy", "test_accuracy", "test_loss", "examples_per_sec", "lr", "epoch",
+    assert {"cost", "train_accuracy", "test_accuracy", "test_loss", "test_accuracy_subset", "test_loss_subset",
+            "examples_per_sec", "lr", "epoch",
             "grad_norm/fc1", "grad_norm/fc2", "weight_norm/fc1", "dead_relu/relu1", "inferences_per_sec",
             "inferences_per_sec_b1", "latency_ms_b1"} <= names
     # per-epoch history, confusion matrix and worst examples
@@ -81,6 +87,9 @@ def test_a_finished_run_records_everything(store, digits):
     assert kinds[0] == "status" and events[-1] == {"type": "status", "status": "finished", "diagnosis": None,
                                                    "error": None}
     assert {"progress", "eval", "epoch"} <= set(kinds)
+    first_eval = next(e for e in events if e["type"] == "eval")
+    assert first_eval["full"] and first_eval["test_accuracy"] == results.step0_test_accuracy
+    assert {"test_accuracy_subset", "test_loss_subset", "test_examples", "seconds"} <= set(first_eval)
     progress = next(e for e in events if e["type"] == "progress")
     assert {"step", "examples", "epoch", "cost", "train_accuracy", "examples_per_sec", "lr", "elapsed"} <= set(progress)
 
@@ -109,7 +118,7 @@ def test_stop_event_stops_and_keeps_what_was_learned(store, digits):
     assert results.status == run["status"] == "stopped"
     assert 3000 <= results.examples < 50 * len(digits.train)
     assert results.test_accuracy > 0.5  # evaluated at the stop
-    assert store.series(results.run_id, "test_accuracy")[-1][0] == results.examples
+    assert store.series(results.run_id, "test_accuracy")[-1][0] == results.examples  # the full split, at the stop
     names = {a["name"] for a in store.list_artifacts(results.run_id)}
     assert {CHECKPOINT_ARTIFACT, WEIGHTS_ARTIFACT} <= names
 

@@ -124,6 +124,9 @@ def _results_table(run_id: int, r: RunResults, store_url: str, *, status: str | 
         ("train accuracy", pct(r.train_accuracy)),
         ("examples trained", _num(r.examples)),
         ("elapsed (training + evaluation)", f"{_num(r.elapsed_s, '.1f')} s"),
+        ("evaluation time (live + full test set)", f"{_num(r.eval_time_s, '.1f')} s"),
+        ("live evaluations", "—" if r.eval_subset is None else
+         f"{_num(r.eval_subset)} test examples every {_num(r.eval_every)} trained"),
         ("examples / sec (training)", _num(r.examples_per_sec)),
         ("inferences / sec (batched)", _num(r.inferences_per_sec)),
         ("inferences / sec (batch 1)", _num(r.inferences_per_sec_b1)),
@@ -281,7 +284,7 @@ def runs_show(run_id: int = typer.Argument(...), db: Optional[str] = DbOpt, json
         out.print(table)
 
 
-_COMPARE_METRICS = ["test_accuracy", "cost", "train_accuracy", "examples_per_sec"]
+_COMPARE_METRICS = ["test_accuracy_subset", "cost", "train_accuracy", "examples_per_sec"]
 
 
 @runs_app.command("compare")

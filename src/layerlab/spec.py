@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
 from .data.catalogue import DATASETS, DatasetInfo, get_info
 from .errors import DataError, Problem, SpecError
@@ -115,8 +116,8 @@ class TrainSpec(BaseModel):
 
     model_config = _STRICT
     optimizer: Literal[OPTIMIZERS] = "momentum"  # type: ignore[valid-type]
-    # Up to 1e6: the practicum's divergence demos go far past any useful rate, but not to infinity.
-    lr: float = Field(0.1, gt=0.0, le=1e6, description="learning rate")
+    # Up to 1e38 (float32's range): divergence demos go far past any useful rate, never to infinity.
+    lr: float = Field(0.1, gt=0.0, le=1e38, description="learning rate")
     momentum: float = Field(0.1, ge=0.0, lt=1.0, description="momentum (momentum, nesterov, rmsprop)")
     rho: float = Field(0.9, ge=0.0, lt=1.0, description="decay of the squared-gradient average (rmsprop, adadelta)")
     beta1: float = Field(0.9, ge=0.0, lt=1.0, description="decay of the gradient average (adam family)")
@@ -134,12 +135,27 @@ class TrainSpec(BaseModel):
     init: str | dict = Field("default", description="initialiser for all fc/conv layers (`layerlab inits`)")
     task: Literal["auto", "classification", "regression", "reconstruction"] = "auto"
     loss: Literal["auto", "cross_entropy", "mse", "bce"] = "auto"
-    # Evaluation on the full test set costs time; None picks about 20 evaluations per run.
+    # Live evaluation points cost time; None measures them at step 0 and spaces them so that they
+    # take about 10% of the training time (docs/metrics.md, "When things are measured").
     eval_every: int | None = Field(None, ge=1, le=MAX_EXAMPLES, description="examples between test-set evaluations")
+    # Live points use a fixed, class-stratified subset of the test split (the same for every run on
+    # the same data); step 0, epoch ends and the end use the whole split. "all": the whole split always.
+    eval_subset: int | Literal["all"] = Field(
+        2000, description="test examples at live evaluation points (at least 1), or 'all' for the whole test split")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     compile: bool = Field(False, description="torch.compile the model (CUDA mostly)")
     amp: bool = Field(False, description="mixed precision (bf16) on CUDA")
     clip_grad: float | None = Field(None, gt=0.0, le=1e9, description="clip the global gradient norm")
+
+    @field_validator("eval_subset")
+    @classmethod
+    def _eval_subset_range(cls, v):
+        """The range of an ``int | "all"`` field (pydantic's ge/le do not apply to a union)."""
+        if isinstance(v, int) and v < 1:
+            raise PydanticCustomError("greater_than_equal", "Input should be greater than or equal to 1", {"ge": 1})
+        if isinstance(v, int) and v > MAX_SUBSET:
+            raise PydanticCustomError("less_than_equal", "Input should be less than or equal to {le}", {"le": MAX_SUBSET})
+        return v
 
 
 @dataclass(frozen=True)

@@ -153,7 +153,7 @@ def _yaml_block(data: Any) -> str:
 
 def _run_section(store, run: dict) -> tuple[str, str, str]:
     from ..report.figures import curves_figure
-    from ..train.results import RunResults
+    from ..train.results import RunResults, curve_series
     rid = run["id"]
     r = RunResults.from_json(run.get("results") or {})  # a run without results: every value None
     title = f"Run {rid}: {run['name']}"
@@ -177,7 +177,7 @@ def _run_section(store, run: dict) -> tuple[str, str, str]:
              ["training throughput (examples/s)", _fmt(r.examples_per_sec, 3)]]
     parts.append(_table("Results", ["quantity", "value"], rows))
     metrics = ["cost", "test_loss"] + (["train_accuracy", "test_accuracy"] if classifies else [])
-    series = {run["name"]: {m: [(float(e), v) for e, v in store.series(rid, m)] for m in metrics}}
+    series = {run["name"]: {m: [(float(e), v) for e, v in curve_series(store, rid, m)] for m in metrics}}
     if any(series[run["name"]].values()):
         with tempfile.TemporaryDirectory() as tmp:
             path = curves_figure(series, Path(tmp) / "curves.png", metrics=metrics,

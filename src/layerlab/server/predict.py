@@ -67,7 +67,7 @@ def initial_predictions(prepared: PreparedRun, cache: DataCache | None = None) -
 def predict_here(prepared: PreparedRun, cache: DataCache) -> dict:
     """The predictions, computed in this process (what the worker runs)."""
     from ..builder import build
-    from ..train.evaluate import predict_examples
+    from ..train.evaluation import predict_examples
     from ..train.losses import make_objective
 
     spec = prepared.spec

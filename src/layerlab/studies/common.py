@@ -20,13 +20,14 @@ from typing import Any, Callable
 from ..errors import InvalidSpec, spec_error
 from ..prepare import PreparedRun, prepare_run
 from ..spec import load_spec
-from ..train.results import RunResults
+from ..train.results import RunResults, curve_series
 from .executors import Trial, TrialFailure, check_executor, execute
 from .record import add_member, create_record, fail_record
 
 __all__ = ["Member", "prepare_members", "run_members", "read_member", "out_dir_for", "fmt", "finite", "Timer",
            "study_record", "trained_model", "weights_of", "evaluate_run", "last_predictions"]
 
+# Curves read test_loss / test_accuracy from their subset series: every evaluation point (train.results).
 CURVE_METRICS = ("cost", "test_loss", "train_accuracy", "test_accuracy")
 
 
@@ -99,7 +100,7 @@ def read_member(store, m: Member, metrics: tuple[str, ...] = CURVE_METRICS) -> M
     m.results = RunResults.from_json(run.get("results"))
     m.diagnosis = run.get("diagnosis") or m.measured.diagnosis
     m.error = run.get("error") or m.error
-    m.series = {name: store.series(m.run_id, name) for name in metrics}
+    m.series = {name: curve_series(store, m.run_id, name) for name in metrics}
     return m
 
 

@@ -12,7 +12,7 @@ import importlib
 
 _WHERE = {
     "CHECKPOINT_ARTIFACT": "checkpoint", "WEIGHTS_ARTIFACT": "checkpoint", "load_weights": "checkpoint",
-    "evaluate": "evaluate", "measure_inference": "evaluate", "predict_examples": "evaluate",
+    "evaluate": "evaluation", "measure_inference": "evaluation", "predict_examples": "evaluation",
     "LOSSES": "losses", "Objective": "losses", "make_objective": "losses",
     "OPTIMIZERS": "optim", "make_optimizer": "optim",
     "RunResults": "results",

@@ -122,7 +122,7 @@ def instrumented_step(step_model: nn.Module, model: nn.Module, opt: torch.optim.
     Returns the record and, when something broke, what (``"the logits became inf"``, ...);
     then the update is not applied.
     """
-    from .evaluate import autocast
+    from .evaluation import autocast
     device = x.device
     with autocast(device, amp):
         out = step_model(x)

@@ -23,7 +23,18 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
-__all__ = ["RunResults", "HistoryRow", "Confusion", "WorstExample", "Diagnosis"]
+__all__ = ["RunResults", "HistoryRow", "Confusion", "WorstExample", "Diagnosis", "SUBSET_SERIES", "curve_series"]
+
+# The live curve of each full-test-split metric: the same quantity at every evaluation point, on the
+# evaluation subset (docs/metrics.md). The full-split series has rows at step 0, epoch ends and the end only.
+SUBSET_SERIES = {"test_accuracy": "test_accuracy_subset", "test_loss": "test_loss_subset"}
+
+
+def curve_series(store, run_id: int, name: str) -> list[tuple[int, float]]:
+    """``store.series(run_id, name)`` for plotting a curve: ``test_accuracy`` and ``test_loss`` read their
+    subset series (every evaluation point), or, for runs stored before it existed, the full-split one."""
+    live = SUBSET_SERIES.get(name)
+    return (store.series(run_id, live) if live else None) or store.series(run_id, name)
 
 
 class HistoryRow(TypedDict):
@@ -67,7 +78,8 @@ def _number(v: Any) -> Any:
 
 @dataclass(kw_only=True)
 class RunResults:
-    """The results of one run. Test values are on the whole test split (or ``data.test_size``'s subset)."""
+    """The results of one run. Test values are on the whole test split (or ``data.test_size``'s subset),
+    never on the evaluation subset that live evaluation points use."""
 
     # ---------------------------------------------------------------- the run
     run_id: int | None = None                   # the run in the store; None when trained without a store
@@ -86,6 +98,12 @@ class RunResults:
     #                                             earlier sessions up to their last checkpoint
     train_time_s: float                         # seconds of training only (no evaluation points), all sessions
     examples_per_sec: float | None = None       # examples / train_time_s; None when nothing was trained
+    eval_time_s: float | None = None            # seconds in evaluation points (test passes, prediction
+    #                                             snapshots, probes), all sessions; part of elapsed_s
+    eval_subset: int | None = None              # test examples at live evaluation points (the whole split's
+    #                                             size with eval_subset: all, or when the subset would be as big)
+    eval_every: int | None = None               # training examples between live evaluation points: the spec's
+    #                                             or the one chosen from the measured costs; None if never chosen
 
     # ---------------------------------------------------------------- accuracy and loss (test split)
     step0_test_accuracy: float | None = None    # the untrained model's (about 1 / classes); None unless
@@ -94,7 +112,7 @@ class RunResults:
     test_accuracy: float | None = None          # the final model's (a diverged run: the broken model's);
     #                                             None unless classification
     test_loss: float | None = None              # the final model's mean per-example loss
-    best_test_accuracy: float | None = None     # the highest test accuracy of any evaluation point
+    best_test_accuracy: float | None = None     # the highest test accuracy of any full-split evaluation point
     train_loss: float | None = None             # the last epoch row's train loss (mean over the epoch, each
     #                                             batch before its update); before the first epoch ends, the
     #                                             last log point's cost
@@ -115,8 +133,8 @@ class RunResults:
     worst: list[WorstExample] | None = None     # the 10 examples with the lowest probability of their class
 
     # ---------------------------------------------------------------- inference speed (final model, test split)
-    inferences_per_sec: float | None = None     # batched: up to 10,000 examples in batches of 512
-    inferences_per_sec_b1: float | None = None  # one example per call, 100 calls, each waited for
+    inferences_per_sec: float | None = None     # batched: up to 10,000 examples in batches of 512, about 0.3 s
+    inferences_per_sec_b1: float | None = None  # one example per call, up to 100 calls (about 0.3 s), each waited for
     latency_ms_b1: float | None = None          # milliseconds per call at batch 1 (1000 / inferences_per_sec_b1)
     inference_batch_size: int | None = None     # the batch size of inferences_per_sec (512)
 

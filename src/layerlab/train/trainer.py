@@ -3,7 +3,13 @@
 The hot loop keeps the data resident and never waits for the device: each update leaves its
 loss and its outputs on the device, and they are read together (one arg-max, one sync) at
 log points (see ``plan.py``). Evaluation, prediction snapshots, probes and checkpoints happen
-at evaluation points and are not counted in the training throughput.
+at evaluation points and are not counted in the training throughput. Live evaluation points use
+a fixed subset of the test split (``train.eval_subset``, metrics ``test_accuracy_subset`` and
+``test_loss_subset``); step 0, every epoch end, the end and a stop use the whole split
+(``test_accuracy``, ``test_loss``, and the subset's rows from the same pass). Unless
+``train.eval_every`` is set, the interval between live points is chosen from the measured cost
+of one (at step 0) and of an update, so that evaluating costs about 10% of the run
+(``plan.adaptive_eval_every``).
 
 Statuses: ``running`` while training, then ``finished`` (budget done), ``stopped`` (a stop
 event or ``store.request_stop``; what was learned is kept and the run can be resumed),
@@ -14,7 +20,9 @@ re-raised) or ``interrupted`` (KeyboardInterrupt, re-raised; resumable).
 Resume: ``resume(run_id)`` restores the last checkpoint (weights, optimiser, random states,
 position in the epoch) and continues. Metric rows and events written before the interruption
 are kept; rows at steps the resumed run passes again are *not* written a second time (only
-rows after the last stored step are appended), so no row is lost or duplicated.
+rows after the last stored step are appended), so no row is lost or duplicated. The evaluation
+interval is among the options every checkpoint holds (a checkpoint is written as soon as it is
+chosen), so the resumed run evaluates where the interrupted one did.
 """
 from __future__ import annotations
 
@@ -37,10 +45,11 @@ from ..spec import Spec
 from .checkpoint import CHECKPOINT_ARTIFACT, WEIGHTS_ARTIFACT, Checkpoint, pack_checkpoint, read_position, \
     unpack_checkpoint, weights_bytes
 from .diagnose import Evidence, Watch, explain_divergence, instrumented_step, loss_event, probe, zero_init
-from .evaluate import autocast, evaluate, json_number, json_safe, measure_inference, predict_examples, worst_examples
+from .evaluation import autocast, eval_subset_indices, evaluate, json_number, json_safe, measure_inference, \
+    predict_examples, worst_examples
 from .losses import make_objective
 from .optim import make_optimizer
-from .plan import Plan, make_plan
+from .plan import Plan, adaptive_eval_every, default_eval_every, make_plan
 from .record import Recorder
 from .results import RunResults
 from .schedules import lr_at
@@ -52,6 +61,7 @@ log = logging.getLogger(__name__)
 PROGRESS_EVERY_S = 0.25   # on_event progress messages at most this often
 PROBE_BATCH = 256         # test examples used for the dead-ReLU probe
 EXPLODE_FACTOR = 1e6      # a loss a million times the untrained model's has diverged even if still finite
+SUBSET_ARTIFACT = "eval_subset.json"  # the evaluation subset's test indices
 
 
 def _out_of_memory(exc: BaseException) -> bool:
@@ -88,6 +98,7 @@ class Position:
     epoch_pos: int = 0           # examples of the current epoch's permutation already used
     elapsed: float = 0.0         # wall seconds in earlier sessions (up to their last checkpoint)
     train_time: float = 0.0      # seconds of training (no evaluation) in all sessions
+    eval_time: float = 0.0       # seconds in evaluation points (test passes, snapshots, probes) in all sessions
     ep_loss_sum: float = 0.0     # current epoch: sum of batch loss * batch size
     ep_correct: int = 0
     ep_count: int = 0
@@ -99,7 +110,9 @@ class Position:
     history: list = field(default_factory=list)
     watch: dict = field(default_factory=dict)
     diagnoses: list = field(default_factory=list)  # [{kind, text, step}] found so far
-    options: dict = field(default_factory=dict)   # log_every, predictions: fixed for the run's life
+    options: dict = field(default_factory=dict)   # log_every, predictions, eval_every (once chosen) and
+    #                                               the costs it came from (eval_point_s, update_s): fixed for
+    #                                               the run's life
 
 
 def train(spec: PreparedRun | Spec | dict | str, *, store=None, run_id: int | None = None,
@@ -256,9 +269,21 @@ class _Trainer:
         if self.resume_from is not None:  # the plan must be the interrupted run's
             opts = read_position(self.resume_from)["options"]
             self.pos.options = opts
-        self.plan: Plan = make_plan(t, len(self.data.train), log_every=opts.get("log_every"))
-        want = opts.get("predictions", 20)
+        self.plan: Plan = make_plan(t, len(self.data.train), log_every=opts.get("log_every"),
+                                    eval_every=opts.get("eval_every"))
+        if self.resume_from is not None and "eval_point_s" not in opts and self.plan.eval_every is None:
+            self.plan = self.plan.with_eval_every(default_eval_every(self.plan.total_examples))  # older checkpoints
         n_test = len(self.data.test)
+        subset = eval_subset_indices(self.data, t.eval_subset)  # None: the whole split
+        self.subset = subset.to(self.data.device) if subset is not None else None
+        self.subset_size = len(subset) if subset is not None else n_test
+        if subset is not None and self.resume_from is None:
+            about = {"split": "test", "size": len(subset), "of": n_test,
+                     "stratified": self.data.info.task == "classification", "indices": subset.tolist()}
+            self.rec.put_artifact(SUBSET_ARTIFACT, json.dumps(about).encode(), kind="eval_subset",
+                                  media_type="application/json")
+        self._timing_from: tuple[int, float] | None = None  # (step, train_time) where update timing starts
+        want = opts.get("predictions", 20)
         self.pred_indices = [i for i in want if 0 <= i < n_test] if isinstance(want, list) \
             else list(range(min(int(want), n_test)))
         self.probe_x = self.data.prepare(self.data.test.x[:PROBE_BATCH]) if n_test else None
@@ -322,10 +347,10 @@ class _Trainer:
         X, Y = data.train.x, data.train.y
         prepare, step = data.prepare, self._make_step()
         stop_event, clock = self.stop_event, time.monotonic
-        bs, n_train, total, log_every, every = p.batch_size, p.n_train, p.total_examples, p.log_every, p.eval_every
+        bs, n_train, total, log_every = p.batch_size, p.n_train, p.total_examples, p.log_every
         scheduled = self.spec.train.schedule != "constant"
         steps, examples, epoch_pos = s.step, s.examples, s.epoch_pos
-        next_eval = min(total, (examples // every + 1) * every)
+        next_eval = p.next_eval(examples)
         if epoch_pos > 0:  # resumed mid-epoch: the same permutation again
             self.gen.set_state(self.epoch_gen_state)
             perm = self._new_perm()
@@ -358,8 +383,7 @@ class _Trainer:
                     self.stop_reason = rec.stop_reason
                     return "stopped"
                 epoch_pos = s.epoch_pos  # an epoch end resets it
-                if eval_due:
-                    next_eval = min(total, (examples // every + 1) * every)
+                next_eval = self.plan.next_eval(examples)  # the interval may have been chosen just now
         return "finished"
 
     # ================================================================== log and evaluation points
@@ -384,7 +408,8 @@ class _Trainer:
         sizes = [q[3] for q in pending]
         count = sum(sizes)
         cost = sum(v * n for v, n in zip(losses, sizes)) / count
-        s.ep_loss_sum += cost * count
+        for v, n in zip(losses, sizes):  # one batch at a time: the epoch's sum does not depend on the log points
+            s.ep_loss_sum += v * n
         s.ep_count += count
         s.last_cost = cost
         row = {"cost": cost, "lr": self.opt.param_groups[0]["lr"],
@@ -396,6 +421,12 @@ class _Trainer:
             row["train_accuracy"] = s.last_train_accuracy
         self.rec.metrics(row, s.step, s.examples)
         self.watch.add_cost(cost)
+        if p.eval_every is None:  # time the updates after the session's first log point (no warm-up in them)
+            if self._timing_from is None:
+                self._timing_from = (s.step, s.train_time)
+            elif s.step - self._timing_from[0] >= p.log_every:
+                step0, time0 = self._timing_from
+                self._choose_eval_every(update_s=(s.train_time - time0) / (s.step - step0))
         if eval_due or now - getattr(self, "_last_progress", -math.inf) >= PROGRESS_EVERY_S:
             self._last_progress = now
             self.rec.emit({"type": "progress", "step": s.step, "examples": s.examples,
@@ -413,44 +444,112 @@ class _Trainer:
         return False
 
     def _eval_point(self, *, final: bool, epoch_end: bool = False) -> None:
-        """Full test set, prediction snapshot, probes, epoch row, checkpoint (not counted as training time)."""
+        """Test evaluation, prediction snapshot, probes, epoch row, checkpoint (not counted as training time).
+
+        Live points evaluate the subset; step 0, epoch ends, the end and a stop the whole split (and
+        the subset's share of the same pass). At step 0 the subset's point is timed on its own: what
+        every live point costs, from which the interval between them is chosen.
+        """
         t0 = time.perf_counter()
         s = self.pos
-        ev = self._evaluate(detail=final)
-        if s.step > 0 or s.examples > 0:
-            self._probe()
+        start = s.step == 0 and s.examples == 0
+        if start and self.subset is not None:
+            ev = self._evaluate("full")  # the untrained model on the whole split (step0_test_accuracy)
+            # the whole split's pass, scaled to the subset: a second estimate of the subset's (no extra pass)
+            scaled = (time.perf_counter() - t0) * len(self.subset) / max(1, ev["examples"])
+            t_point = time.perf_counter()
+            sub = self._evaluate("subset")
         else:
-            self._probe(grads=False)
+            scaled, t_point = math.inf, t0
+            ev = sub = self._evaluate("both" if final or epoch_end or start else "subset", detail=final)
+        t_pass = time.perf_counter() - t_point
+        self._snapshot()
+        self._probe(grads=not start)
+        seconds = time.perf_counter() - t_point
+        if start:  # what a live point costs: the point, with the shorter estimate of its test pass
+            self._measured_eval_point(seconds - t_pass + min(t_pass, scaled))
+        self._report_eval(ev, sub, seconds=time.perf_counter() - t0)
         if epoch_end or (final and s.ep_count):
             self._epoch_row(ev, partial=not epoch_end)
-        if final or s.step == 0 or time.perf_counter() - self._last_ckpt_time >= self.checkpoint_every:
+        s.eval_time += time.perf_counter() - t0
+        if final or start or time.perf_counter() - self._last_ckpt_time >= self.checkpoint_every:
             self._checkpoint()
-        self.final_eval = ev
+        if ev["full"]:
+            self.final_eval = ev
         self.t_mark += time.perf_counter() - t0
 
-    def _evaluate(self, *, detail: bool) -> dict:
+    def _measured_eval_point(self, seconds: float) -> None:
+        """Step 0: keep what a live point costs, and choose the interval if that alone decides it."""
+        self.pos.options["eval_point_s"] = seconds
+        if self.plan.eval_every is None:
+            every = adaptive_eval_every(self.plan, eval_point_s=seconds)
+            if every is not None:
+                self._set_eval_every(every)
+
+    def _choose_eval_every(self, *, update_s: float) -> None:
+        """The interval between live points, now that an update's cost is known too (see plan.py)."""
+        point = self.pos.options.get("eval_point_s")
+        self.pos.options["update_s"] = update_s
+        every = default_eval_every(self.plan.total_examples) if point is None else \
+            adaptive_eval_every(self.plan, eval_point_s=point, update_s=update_s)
+        self._set_eval_every(every)
+
+    def _set_eval_every(self, every: int) -> None:
+        self.plan = self.plan.with_eval_every(every)
+        self.pos.options["eval_every"] = self.plan.eval_every
+        self._last_ckpt_time = -math.inf  # checkpoint at the next chance: a resume must keep this interval
+
+    def _evaluate(self, scope: str, *, detail: bool = False) -> dict:
+        """One test pass, its rows written: ``full`` (the whole split: ``test_loss``, ``test_accuracy``),
+        ``subset`` (``test_loss_subset``, ``test_accuracy_subset``) or ``both`` (the whole split, and the
+        subset's share of the same pass). Without a subset (``eval_subset: all``) every pass is ``both``."""
         s = self.pos
-        ev = evaluate(self.model, self.data, self.objective, amp=self.amp, detail=detail and self.objective.classifies)
-        rows = {"test_loss": ev["loss"], "test_accuracy": ev["accuracy"]}
+        if self.subset is None and scope == "subset":
+            scope = "both"
+        detail = detail and self.objective.classifies and scope != "subset"
+        if scope == "subset":
+            ev = evaluate(self.model, self.data, self.objective, amp=self.amp, indices=self.subset)
+        else:
+            ev = evaluate(self.model, self.data, self.objective, amp=self.amp, detail=detail,
+                          subset=self.subset if scope == "both" else None)
+        ev["full"] = scope != "subset"
+        rows = {}
+        if ev["full"]:
+            rows.update(test_loss=ev["loss"], test_accuracy=ev["accuracy"])
+        if scope != "full":
+            part = ev["subset"] if "subset" in ev else ev  # no subset: the whole split is the subset
+            rows.update(test_loss_subset=part["loss"], test_accuracy_subset=part["accuracy"])
         self.rec.metrics(rows, s.step, s.examples)
-        acc = ev["accuracy"]
-        if s.step == 0:
-            s.step0_test_loss = ev["loss"]
-        if acc is not None:
+        if ev["full"]:
+            acc = ev["accuracy"]
             if s.step == 0:
-                s.step0_test_accuracy = acc
-            if s.best_test_accuracy is None or acc > s.best_test_accuracy:
-                s.best_test_accuracy = acc
+                s.step0_test_loss = ev["loss"]
+            if acc is not None:
+                if s.step == 0:
+                    s.step0_test_accuracy = acc
+                if s.best_test_accuracy is None or acc > s.best_test_accuracy:
+                    s.best_test_accuracy = acc
+        return ev
+
+    def _snapshot(self) -> None:
+        """The prediction event for the fixed examples."""
+        s = self.pos
         if self.pred_indices:
             items = predict_examples(self.model, self.data, self.pred_indices, objective=self.objective, amp=self.amp)
             payload = {"step": s.step, "examples": s.examples, "task": self.objective.task, "predictions": items}
             if self.objective.classifies:
                 payload["classes"] = list(self.data.info.class_names)
             self.rec.event("prediction", payload, s.step)
-        self.rec.emit({"type": "eval", "step": s.step, "examples": s.examples, "test_accuracy": acc,
-                       "test_loss": ev["loss"], "best_test_accuracy": s.best_test_accuracy,
-                       "elapsed": self._elapsed()})
-        return ev
+
+    def _report_eval(self, ev: dict, sub: dict, *, seconds: float) -> None:
+        """Tell the caller: ``test_accuracy``/``test_loss`` are this point's (``full``: on the whole split,
+        ``test_examples`` of them); ``seconds``: its test passes, snapshot and probes."""
+        s = self.pos
+        part = sub.get("subset", sub)
+        self.rec.emit({"type": "eval", "step": s.step, "examples": s.examples, "full": ev["full"],
+                       "test_examples": ev["examples"], "test_accuracy": ev["accuracy"], "test_loss": ev["loss"],
+                       "test_accuracy_subset": part["accuracy"], "test_loss_subset": part["loss"],
+                       "best_test_accuracy": s.best_test_accuracy, "seconds": seconds, "elapsed": self._elapsed()})
 
     def _probe(self, *, grads: bool = True) -> None:
         s = self.pos
@@ -542,7 +641,11 @@ class _Trainer:
         s = self.pos
         what = loss_event(bad_loss)
         self.rec.metrics({"cost": bad_loss}, s.step, s.examples)
-        broken = self._evaluate(detail=True)  # accuracy plummets, probabilities are NaN: what the practicum sees
+        t0 = time.perf_counter()
+        broken = self._evaluate("both", detail=True)  # accuracy plummets, probabilities NaN: what the practicum sees
+        self._snapshot()
+        self._report_eval(broken, broken, seconds=time.perf_counter() - t0)
+        s.eval_time += time.perf_counter() - t0
         self.final_eval = broken
         diverged_at = dataclasses.replace(s)
         evidence, found = self._replay(bad_step)
@@ -598,7 +701,13 @@ class _Trainer:
     def _finish(self, status: str, *, diverged_at_step: int | None = None,
                 evidence: list[dict] | None = None) -> RunResults:
         s, info = self.pos, self.data.info
-        ev = getattr(self, "final_eval", None) or self._evaluate(detail=True)
+        ev = getattr(self, "final_eval", None)
+        if ev is None:  # e.g. a resume of a run that had already trained its budget
+            t0 = time.perf_counter()
+            ev = self._evaluate("both", detail=True)
+            self._snapshot()
+            self._report_eval(ev, ev, seconds=time.perf_counter() - t0)
+            s.eval_time += time.perf_counter() - t0
         confusion = worst = None
         if "confusion" in ev:
             names = list(info.class_names) or [str(i) for i in range(info.num_classes)]
@@ -620,6 +729,7 @@ class _Trainer:
             total_examples=self.plan.total_examples,
             elapsed_s=self._elapsed(), train_time_s=s.train_time,
             examples_per_sec=s.examples / s.train_time if s.train_time > 0 else None,
+            eval_time_s=s.eval_time, eval_subset=self.subset_size, eval_every=self.plan.eval_every,
             step0_test_accuracy=s.step0_test_accuracy, step0_test_loss=s.step0_test_loss,
             test_accuracy=ev["accuracy"], test_loss=ev["loss"], best_test_accuracy=s.best_test_accuracy,
             train_loss=s.history[-1]["train_loss"] if s.history else s.last_cost,

@@ -12,11 +12,15 @@ import { renderPredictions } from './predictions.js';
 
 const FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, sans-serif';
 const COLORS = { train: '#2357d6', test: '#e8590c', third: '#2b8a3e' };
+// Live test points are on a fixed 2,000-example subset of the test split; the whole split is
+// evaluated at step 0, at each epoch's end and at the end (docs/metrics.md): its points are marked.
 const CHARTS = {
   accuracy: { el: 'chartAccuracy', y: { tickformat: '.0%', range: [0, 1.02] },
-    traces: [['train_accuracy', 'train', COLORS.train], ['test_accuracy', 'test', COLORS.test]] },
+    traces: [['train_accuracy', 'train', COLORS.train], ['test_accuracy_subset', 'test (subset)', COLORS.test],
+      ['test_accuracy', 'test (full set)', COLORS.test]] },
   cost: { el: 'chartCost', y: { rangemode: 'tozero' },
-    traces: [['cost', 'train cost', COLORS.train], ['test_loss', 'test loss', COLORS.test]] },
+    traces: [['cost', 'train cost', COLORS.train], ['test_loss_subset', 'test loss (subset)', COLORS.test],
+      ['test_loss', 'test loss (full set)', COLORS.test]] },
   speed: { el: 'chartSpeed', y: { rangemode: 'tozero' },
     traces: [['examples_per_sec', 'examples / sec', COLORS.third]] },
 };
@@ -66,8 +70,12 @@ export function resetCharts() {
   for (const c of Object.values(CHARTS)) {
     const traces = c.traces.map(([, name, color]) => ({ x: [], y: [], name, type: 'scatter', mode: 'lines',
       line: { color, width: 2 }, connectgaps: false }));
-    if (c.traces[0][0] === 'train_accuracy') Object.assign(traces[1], { mode: 'lines+markers', marker: { size: 5 } });
-    if (c.traces[1]?.[0] === 'test_loss') Object.assign(traces[1], { mode: 'lines+markers', marker: { size: 5 } });
+    c.traces.forEach(([metric], i) => {
+      if (metric.endsWith('_subset')) Object.assign(traces[i], { mode: 'lines+markers', marker: { size: 4 } });
+      if (metric === 'test_accuracy' || metric === 'test_loss') {
+        Object.assign(traces[i], { mode: 'markers', marker: { size: 9, symbol: 'diamond-open', line: { width: 2 } } });
+      }
+    });
     Plotly.react(dom[c.el], traces, layout(c), CONFIG);
   }
 }
