@@ -77,6 +77,13 @@ class SeriesMixin(StoreBase):
         rows = self._tx(lambda c: c.execute(query).mappings().all(), write=False)
         return [dict(r) for r in rows]
 
+    def last_ids(self, run_id: int) -> tuple[int, int]:
+        """(last metric row id, last event id) of the run, 0 where it has none: where "new" starts now."""
+        m = select(func.max(metrics.c.id)).where(metrics.c.run_id == run_id)
+        e = select(func.max(events.c.id)).where(events.c.run_id == run_id)
+        got = self._tx(lambda c: (c.execute(m).scalar(), c.execute(e).scalar()), write=False)
+        return int(got[0] or 0), int(got[1] or 0)
+
     def series(self, run_id: int, name: str) -> list[tuple[int, float]]:
         """One metric as ``(examples, value)`` pairs in the order written."""
         query = (select(metrics.c.examples, metrics.c.value)
