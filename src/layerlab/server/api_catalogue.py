@@ -22,10 +22,13 @@ from ..layers import catalogue_json
 from ..presets import preset_data, preset_description, preset_names
 from ..shapes import CheckResult, check
 from ..prepare import PreparedRun, inspect_run, prepare_run, spec_object
-from ..spec import OPTIMIZER_PARAMS, OPTIMIZERS, DataSpec, TrainSpec, check_spec_shape, parse_spec_text
+from ..spec import (MAX_SUBSET, OPTIMIZER_PARAMS, OPTIMIZERS, DataSpec, TrainSpec, check_spec_shape,
+                    parse_spec_text)
 from .datacache import check_index, dataset_json, stats_json
 from .images import example_png
-from .schemas import SpecExport, SpecText
+from .openapi import error_responses
+from .schemas import (CheckOut, DatasetOut, DatasetStatsOut, InitOut, LayerKind, MetaOut, OptimizersOut, ParsedSpec,
+                      PredictOut, PresetOut, PresetRow, SpecExport, SpecText)
 
 __all__ = ["router", "check_data", "field_json"]
 
@@ -35,6 +38,15 @@ SpecBody = Body(..., description="spec data: {name, data, model, train} (a prese
                 examples=[{"name": "mlp", "data": {"dataset": "fashion-mnist"},
                            "model": ["flatten", {"fc": {"units": 10}}], "train": {"epochs": 1}}])
 IMAGE_CACHE = "public, max-age=3600"
+# What the schema says of a spec body: a JSON object. /api/check takes any JSON (and judges it); the routes that
+# use the spec answer 400 for anything else, so their schema says "object" (openapi_extra) while they accept
+# any JSON and answer it with the spec's problems.
+SPEC_OBJECT = {"requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}}}
+PNG = {"content": {"image/png": {}}, "description": "The example as an 8-bit greyscale or RGB PNG",
+       "headers": {"Cache-Control": {"schema": {"type": "string"}, "description": "cacheable for an hour"}}}
+Size = functools.partial(Query, None, ge=1, le=MAX_SUBSET)  # a data subset's size, as DataSpec allows it
+DatasetName = functools.partial(Path, ..., max_length=100, description="a data set of `GET /api/datasets`",
+                                examples=["digits"])
 
 
 def field_json(model) -> list[dict]:
@@ -90,7 +102,8 @@ def optimizers_json() -> dict:
 # ------------------------------------------------------------------------------ catalogue
 
 
-@router.get("/meta", summary="Everything the builder needs at start: layers, presets, data sets, settings")
+@router.get("/meta", summary="Everything the builder needs at start: layers, presets, data sets, settings",
+            response_model=None, responses={200: {"model": MetaOut}})
 def meta(request: Request) -> dict:
     from .. import __version__
     return {
@@ -101,28 +114,34 @@ def meta(request: Request) -> dict:
     }
 
 
-@router.get("/layers", summary="The layer catalogue with parameter schemas")
+@router.get("/layers", summary="The layer catalogue with parameter schemas",
+            response_model=None, responses={200: {"model": list[LayerKind]}})
 def layers() -> list[dict]:
     return catalogue_json()
 
 
-@router.get("/inits", summary="Weight initialisers and their parameters")
+@router.get("/inits", summary="Weight initialisers and their parameters",
+            response_model=None, responses={200: {"model": list[InitOut]}})
 def inits() -> list[dict]:
     return [i.to_json() for i in INITIALISERS.values()]
 
 
-@router.get("/optimizers", summary="Optimisers, the hyper-parameters each uses, and the training fields")
+@router.get("/optimizers", summary="Optimisers, the hyper-parameters each uses, and the training fields",
+            response_model=None, responses={200: {"model": OptimizersOut}})
 def optimizers() -> dict:
     return {**optimizers_json(), "train_fields": field_json(TrainSpec)}
 
 
-@router.get("/presets", summary="Named models (complete specs)")
+@router.get("/presets", summary="Named models (complete specs)",
+            response_model=None, responses={200: {"model": list[PresetRow]}})
 def presets() -> list[dict]:
     return presets_json()
 
 
-@router.get("/presets/{name}", summary="One preset's spec")
-def preset(name: str = Path(..., max_length=100)) -> dict:
+@router.get("/presets/{name}", summary="One preset's spec",
+            response_model=None, responses={200: {"model": PresetOut}, **error_responses(404)})
+def preset(name: str = Path(..., max_length=100, description="a preset of `GET /api/presets`",
+                            examples=["linear"])) -> dict:
     if name not in preset_names():
         raise NotFound(f"unknown preset {name!r}; presets: {', '.join(preset_names())}")
     return {"name": name, "description": preset_description(name), "spec": preset_data(name)}
@@ -131,13 +150,15 @@ def preset(name: str = Path(..., max_length=100)) -> dict:
 # ------------------------------------------------------------------------------ data sets
 
 
-@router.get("/datasets", summary="The data-set catalogue (no data loaded)")
+@router.get("/datasets", summary="The data-set catalogue (no data loaded)",
+            response_model=None, responses={200: {"model": list[DatasetOut]}})
 def datasets() -> list[dict]:
     return [dataset_json(n) for n in DATASETS]
 
 
-@router.get("/datasets/{name}", summary="One data set's catalogue entry")
-def dataset(name: str = Path(..., max_length=100)) -> dict:
+@router.get("/datasets/{name}", summary="One data set's catalogue entry",
+            response_model=None, responses={200: {"model": DatasetOut}, **error_responses(404)})
+def dataset(name: str = DatasetName()) -> dict:
     return dataset_json(_known(name))
 
 
@@ -147,9 +168,12 @@ def _known(name: str) -> str:
 
 
 @router.get("/datasets/{name}/stats",
-            summary="Statistics of a loaded data set: counts, shapes, pixel range, class balance")
-async def dataset_stats(request: Request, name: str = Path(..., max_length=100),
-                        train_size: int | None = Query(None, ge=1), test_size: int | None = Query(None, ge=1),
+            summary="Statistics of a loaded data set: counts, shapes, pixel range, class balance",
+            response_model=None, responses={200: {"model": DatasetStatsOut}, **error_responses(
+                400, 404, 409, 413, s400="Bad request: sizes this data set cannot give (a validation split of "
+                                         "0 examples...), or its files cannot be read (`DataError`)")})
+async def dataset_stats(request: Request, name: str = DatasetName(),
+                        train_size: int | None = Size(), test_size: int | None = Size(),
                         val_fraction: float = Query(0.0, ge=0.0, lt=1.0)) -> dict:
     cache = request.app.state.data
     data = await run_in_threadpool(cache.get, _known(name), train_size=train_size, test_size=test_size,
@@ -158,9 +182,11 @@ async def dataset_stats(request: Request, name: str = Path(..., max_length=100),
 
 
 @router.get("/datasets/{name}/images/{index}.png", summary="A test example as a PNG (image data sets)",
-            response_class=Response, responses={200: {"content": {"image/png": {}}}})
-async def dataset_image(request: Request, name: str = Path(..., max_length=100), index: int = Path(..., ge=0),
-                        test_size: int | None = Query(None, ge=1), split: str = Query("test", pattern="^(test|train)$")
+            response_class=Response, responses={200: PNG, **error_responses(
+                400, 404, 409, 413, s400="Bad request: the data set has no images, or no example `index` "
+                                         "(out of range)")})
+async def dataset_image(request: Request, name: str = DatasetName(), index: int = Path(..., ge=0, examples=[0]),
+                        test_size: int | None = Size(), split: str = Query("test", pattern="^(test|train)$")
                         ) -> Response:
     cache = request.app.state.data
     data = await run_in_threadpool(cache.get, _known(name), test_size=test_size)
@@ -179,13 +205,20 @@ def _png(data, index: int, split: str = "test") -> Response:
 # ------------------------------------------------------------------------------ specs
 
 
-@router.post("/check", summary="Check a spec: per-layer rows, or problems naming the layer and the fix")
+@router.post("/check", summary="Check a spec: per-layer rows, or problems naming the layer and the fix",
+             response_model=None, responses={200: {"model": CheckOut, "description": "The verdict, valid or not"},
+                                             **error_responses(400, s400="Bad request: a body nested too deep "
+                                                                         "or too large to be a spec")})
 def check_spec(spec: Any = SpecBody) -> dict:
     check_spec_shape(spec)  # a body nested 900 deep is a 400 here, not a RecursionError further on
     return check_data(spec).to_json()
 
 
-@router.post("/predict", summary="Predictions of the spec's untrained model (random initial weights)")
+@router.post("/predict", summary="Predictions of the spec's untrained model (random initial weights)",
+             response_model=None, responses={200: {"model": PredictOut}, **error_responses(
+                 400, 409, 413, 503, 507, s503="Unavailable: the prediction worker process died or did not answer "
+                                               "in time (`PredictionFailed`); training the model shows them")},
+             openapi_extra=SPEC_OBJECT)
 async def predict(request: Request, spec: Any = SpecBody) -> dict:
     prepared = valid_spec(spec)
     parsed = prepared.spec
@@ -198,7 +231,9 @@ async def predict(request: Request, spec: Any = SpecBody) -> dict:
     return out
 
 
-@router.post("/spec/parse", summary="Read an uploaded YAML or JSON spec file as data (never executed)")
+@router.post("/spec/parse", summary="Read an uploaded YAML or JSON spec file as data (never executed)",
+             response_model=None, responses={200: {"model": ParsedSpec}, **error_responses(
+                 400, s400="Bad request: the text is not YAML or JSON, not a mapping, too big or not finite")})
 def parse_text(body: SpecText) -> dict:
     fmt = body.format
     if fmt == "auto":
@@ -223,7 +258,14 @@ def _check_finite(value, path: str = "spec") -> None:
             _check_finite(v, f"{path}[{i}]")
 
 
-@router.post("/spec/export", summary="A spec as YAML or JSON text, to download")
+@router.post("/spec/export", summary="A spec as YAML or JSON text, to download", response_model=None,
+             responses={200: {"description": "The spec as a file to download (the format asked for)",
+                              "content": {"application/yaml": {"schema": {"type": "object"}},
+                                          "application/json": {"schema": {"type": "object"}}},
+                              "headers": {"Content-Disposition": {"schema": {"type": "string"}, "required": True,
+                                                                  "description": "attachment; filename=..."}}},
+                        **error_responses(400, s400="Bad request: a spec nested too deep, too big, or with text "
+                                                    "that UTF-8 cannot write")})
 def export(body: SpecExport) -> Response:
     check_spec_shape(body.spec)  # too deep, too big, or a lone surrogate (\ud800) that UTF-8 cannot encode
     name = str(body.spec.get("name") or "spec")

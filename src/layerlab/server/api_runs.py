@@ -16,15 +16,22 @@ from ..errors import Conflict, RunConflict
 from ..store.store import STATUSES
 from ..studies.record import is_record
 from ..train.results import RunResults
-from .api_catalogue import _png, valid_spec
-from .schemas import RunCreate, RunRename
+from .api_catalogue import PNG, _png, valid_spec
+from .openapi import error_responses
+from .schemas import (EventsPage, MetricsPage, PredictionsOut, RunCreate, RunDetail, RunList, RunQueued, RunRename,
+                      RunSummary, SeriesOut)
 from .stream import ACTIVE_STATUSES, parse_cursor, run_stream, run_summary
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/api/runs")
+# Every route reads or writes the store: 503 when it cannot be used.
+router = APIRouter(prefix="/api/runs", responses=error_responses(503))
 
-RunId = Path(..., ge=1, le=2**62, description="the run's id")
+RunId = Path(..., ge=1, le=2**62, description="the run's id", examples=[1])
+RowId = Query(0, ge=0, le=2**62, description="rows after this id (0: from the start)")  # past int64 the store cannot
+MISSING = error_responses(404, s404="Not found: no run with this id")
+WRONG_STATE = error_responses(409, s409="Conflict: the run is in the wrong state for this request (the message "
+                                        "says which), or it already waits for a worker")
 Status = Literal[STATUSES]  # type: ignore[valid-type]
 
 
@@ -32,7 +39,8 @@ def _store(request: Request):
     return request.app.state.store
 
 
-@router.get("", summary="Runs, newest first, with status, data set, model, best test accuracy and duration")
+@router.get("", summary="Runs, newest first, with status, data set, model, best test accuracy and duration",
+            response_model=None, responses={200: {"model": RunList}})
 def list_runs(request: Request, status: Status | None = Query(None), dataset: str | None = Query(None, max_length=100),
               search: str | None = Query(None, max_length=200), limit: int = Query(200, ge=1, le=1000)) -> dict:
     runs = _store(request).list_runs(status=status, dataset=dataset, search=search, limit=limit)
@@ -45,7 +53,11 @@ def list_runs(request: Request, status: Status | None = Query(None), dataset: st
     return {"runs": out, "pool": pool.state() if pool else None}
 
 
-@router.post("", status_code=201, summary="Queue a run of a valid spec; a worker process trains it")
+@router.post("", status_code=201, summary="Queue a run of a valid spec; a worker process trains it",
+             response_model=None, responses={201: {"model": RunSummary, "description": "The queued run"},
+                                             **error_responses(400, 409, s409=(
+                                                 "Conflict: the data set is not on this machine (`DataUnavailable`, "
+                                                 "with `problems`), or the server has no workers (--workers 0)"))})
 def create_run(request: Request, body: RunCreate) -> dict:
     prepared = valid_spec(body.spec)
     pool = request.app.state.pool
@@ -57,7 +69,8 @@ def create_run(request: Request, body: RunCreate) -> dict:
     return run_summary(store.get_run(run_id))
 
 
-@router.get("/{run_id}", summary="One run: summary, spec, results (confusion matrix, worst examples)")
+@router.get("/{run_id}", summary="One run: summary, spec, results (confusion matrix, worst examples)",
+            response_model=None, responses={200: {"model": RunDetail}, **MISSING})
 def get_run(request: Request, run_id: int = RunId) -> dict:
     run = _store(request).get_run(run_id)
     results = run["results"]
@@ -67,20 +80,24 @@ def get_run(request: Request, run_id: int = RunId) -> dict:
     return {**run_summary(run), "spec": run["spec"], "results": results, "versions": run["versions"]}
 
 
-@router.patch("/{run_id}", summary="Rename a run")
+@router.patch("/{run_id}", summary="Rename a run", response_model=None,
+              responses={200: {"model": RunSummary}, **MISSING})
 def rename_run(request: Request, body: RunRename, run_id: int = RunId) -> dict:
     store = _store(request)
     store.rename_run(run_id, body.name)
     return run_summary(store.get_run(run_id))
 
 
-@router.delete("/{run_id}", status_code=204, summary="Delete a run with its metrics, events and artifacts")
+@router.delete("/{run_id}", status_code=204, summary="Delete a run with its metrics, events and artifacts",
+               responses={204: {"description": "Deleted"}, **MISSING,
+                          **error_responses(409, s409="Conflict: the run is running (stop it first)")})
 def delete_run(request: Request, run_id: int = RunId) -> Response:
     _store(request).delete_run(run_id)
     return Response(status_code=204)
 
 
-@router.post("/{run_id}/stop", summary="Ask a run to stop (a queued run stops at once)")
+@router.post("/{run_id}/stop", summary="Ask a run to stop (a queued run stops at once)", response_model=None,
+             responses={200: {"model": RunSummary}, **MISSING, **WRONG_STATE})
 def stop_run(request: Request, run_id: int = RunId) -> dict:
     store = _store(request)
     run = store.get_run(run_id)
@@ -96,7 +113,10 @@ def stop_run(request: Request, run_id: int = RunId) -> dict:
 RESUMABLE = ("interrupted", "stopped")
 
 
-@router.post("/{run_id}/resume", summary="Queue an interrupted or stopped run to continue from its last checkpoint")
+@router.post("/{run_id}/resume", summary="Queue an interrupted or stopped run to continue from its last checkpoint",
+             response_model=None, responses={200: {"model": RunQueued}, **MISSING, **error_responses(
+                 409, s409="Conflict: the run is not interrupted or stopped, is a study's record, already waits "
+                           "for a worker, or the server has no workers (--workers 0)")})
 def resume_run(request: Request, run_id: int = RunId) -> dict:
     store = _store(request)
     run = store.get_run(run_id)
@@ -111,8 +131,9 @@ def resume_run(request: Request, run_id: int = RunId) -> dict:
     return {**run_summary(store.get_run(run_id)), "queue_position": pool.position(run_id)}
 
 
-@router.get("/{run_id}/metrics", summary="Metric rows after a row id (paging), optionally of some names")
-def metrics(request: Request, run_id: int = RunId, after_id: int = Query(0, ge=0),
+@router.get("/{run_id}/metrics", summary="Metric rows after a row id (paging), optionally of some names",
+            response_model=None, responses={200: {"model": MetricsPage}, **MISSING})
+def metrics(request: Request, run_id: int = RunId, after_id: int = RowId,
             names: str | None = Query(None, max_length=2000, description="comma-separated metric names"),
             limit: int = Query(10000, ge=1, le=100000)) -> dict:
     store = _store(request)
@@ -122,7 +143,8 @@ def metrics(request: Request, run_id: int = RunId, after_id: int = Query(0, ge=0
     return {"rows": rows, "last_id": rows[-1]["id"] if rows else after_id}
 
 
-@router.get("/{run_id}/series", summary="Metric series as [examples, value] pairs, by name (for charts)")
+@router.get("/{run_id}/series", summary="Metric series as [examples, value] pairs, by name (for charts)",
+            response_model=None, responses={200: {"model": SeriesOut}, **MISSING})
 def series(request: Request, run_id: int = RunId,
            names: str = Query("cost,train_accuracy,test_accuracy,test_loss,examples_per_sec", max_length=2000)) -> dict:
     store = _store(request)
@@ -134,8 +156,9 @@ def series(request: Request, run_id: int = RunId,
     return {"run": run_summary(run), "series": out}
 
 
-@router.get("/{run_id}/events", summary="Stored events after an event id: status, prediction, diagnosis, epoch...")
-def events(request: Request, run_id: int = RunId, after_id: int = Query(0, ge=0),
+@router.get("/{run_id}/events", summary="Stored events after an event id: status, prediction, diagnosis, epoch...",
+            response_model=None, responses={200: {"model": EventsPage}, **MISSING})
+def events(request: Request, run_id: int = RunId, after_id: int = RowId,
            kinds: str | None = Query(None, max_length=500, description="comma-separated kinds"),
            limit: int = Query(1000, ge=1, le=10000)) -> dict:
     store = _store(request)
@@ -145,7 +168,8 @@ def events(request: Request, run_id: int = RunId, after_id: int = Query(0, ge=0)
     return {"events": rows, "last_id": rows[-1]["id"] if rows else after_id}
 
 
-@router.get("/{run_id}/predictions", summary="The latest prediction snapshot of the fixed test examples")
+@router.get("/{run_id}/predictions", summary="The latest prediction snapshot of the fixed test examples",
+            response_model=None, responses={200: {"model": PredictionsOut}, **MISSING})
 def predictions(request: Request, run_id: int = RunId) -> dict:
     store = _store(request)
     run = store.get_run(run_id)
@@ -162,15 +186,48 @@ def _has_images(run: dict) -> bool:
 
 
 @router.get("/{run_id}/images/{index}.png", summary="Test example `index` of the run's data set as a PNG",
-            response_class=Response, responses={200: {"content": {"image/png": {}}}})
-async def image(request: Request, run_id: int = RunId, index: int = Path(..., ge=0)) -> Response:
+            response_class=Response, responses={200: PNG, **error_responses(
+                400, 404, 409, 413, s400="Bad request: the run's data set has no images, or no example `index` "
+                                         "(out of range)", s404="Not found: no run with this id (or its data set "
+                                                                "is not in the catalogue)")})
+async def image(request: Request, run_id: int = RunId, index: int = Path(..., ge=0, examples=[0])) -> Response:
     run = await run_in_threadpool(_store(request).get_run, run_id)
     data = await run_in_threadpool(request.app.state.data.for_spec_data, (run["spec"] or {}).get("data"))
     return _png(data, index)
 
 
+# One message of the stream, as a client reads it (Open API 3.1: the schema describes each event).
+SSE_EVENT = {
+    "type": "object", "required": ["event", "data", "id"],
+    "properties": {
+        "event": {"type": "string", "pattern": "^[a-z0-9_]+$",
+                  "description": "run, metrics, end, or the stored event's kind (status, prediction, epoch...)"},
+        "id": {"type": "string", "pattern": r"^\d+-\d+$",
+               "description": "the cursor `<metric id>-<event id>`: send it back as Last-Event-ID to resume"},
+        "retry": {"type": "integer"},
+        "data": {"type": "string", "contentMediaType": "application/json", "contentSchema": {"type": "object"},
+                 "description": "JSON: a RunSummary (`run`), {rows: [MetricRow]} (`metrics`), {status, run} "
+                                "(`end`), or {id, kind, payload, time} (a stored event)"},
+    },
+    "allOf": [
+        {"if": {"properties": {"event": {"const": event}}},
+         "then": {"properties": {"data": {"contentMediaType": "application/json", "contentSchema": content}}}}
+        for event, content in (
+            ("run", {"$ref": "#/components/schemas/RunSummary"}),
+            ("metrics", {"type": "object", "required": ["rows"], "properties": {
+                "rows": {"type": "array", "items": {"$ref": "#/components/schemas/MetricRow"}}}}),
+            ("end", {"type": "object", "required": ["status", "run"],
+                     "properties": {"status": {"type": "string"}, "run": {"type": "object"}}}),
+        )
+    ],
+}
+
+
 @router.get("/{run_id}/stream", summary="Server-sent events: new metric rows, events and status changes, live",
-            response_class=StreamingResponse, responses={200: {"content": {"text/event-stream": {}}}})
+            response_class=StreamingResponse, responses={200: {
+                "description": "The run's messages (`stream.py`): `run`, `metrics`, one per stored event, `end`; "
+                               "it stays open while the run is queued or running",
+                "content": {"text/event-stream": {"schema": SSE_EVENT}}}, **MISSING})
 async def stream(request: Request, run_id: int = RunId,
                  last_event_id: str | None = Header(None, alias="Last-Event-ID", max_length=64),
                  cursor: str | None = Query(None, max_length=64, description="resume after this cursor (m-e)")):

@@ -19,11 +19,12 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 
 from ..cli_support import error_json, json_safe
 from ..errors import LayerlabError
-from . import api_catalogue, api_runs
+from . import api_catalogue, api_runs, openapi
 from .assets import load_assets
 from .datacache import DataCache
 from .pool import WorkerPool
 from .predict import shutdown_worker as shutdown_predictions
+from .schemas import HealthOut
 from .security import (LOOPBACK_HOSTS, BodyLimitMiddleware, HostMiddleware, SameOriginMiddleware,
                        SecurityHeadersMiddleware, TokenMiddleware)
 
@@ -121,7 +122,8 @@ def create_app(store=None, *, token: str | None = None, workers: int = 2, allowe
 
     app = FastAPI(title="layerlab", version=_version(), lifespan=lifespan, default_response_class=SafeJSONResponse,
                   description="Build, check, train and compare small neural networks. The browser UI is at `/`; "
-                              "runs stream live as server-sent events from `/api/runs/{id}/stream`.")
+                              "runs stream live as server-sent events from `/api/runs/{id}/stream`.",
+                  docs_url=None, redoc_url=None)  # openapi.install serves them, without a CDN
     app.state.store, app.state.pool, app.state.assets = store, pool, assets
     app.state.data = DataCache(size=data_cache_size)
     app.state.stream_poll, app.state.shutting_down = stream_poll, False
@@ -138,10 +140,14 @@ def create_app(store=None, *, token: str | None = None, workers: int = 2, allowe
     app.add_middleware(SecurityHeadersMiddleware)
 
     _add_error_handlers(app)
+    openapi.install(app, token=bool(token))  # the schema as the server answers, 405 Allow, offline /docs
     app.include_router(api_catalogue.router)
     app.include_router(api_runs.router)
 
-    @app.get("/api/health", summary="Server version, store, static prefix and worker pool state")
+    @app.get("/api/health", summary="Server version, store, static prefix and worker pool state",
+             response_model=None, responses={200: {"model": HealthOut},
+                                             503: {"model": HealthOut, "description": "Up, but the store cannot "
+                                                   "be used (`store_error` says why); every store route answers 503"}})
     def health(request: Request):
         body = {"ok": store_error is None, "version": _version(), "store": store._safe_url(),
                 "static": assets.prefix, "pool": pool.state() if pool else None}
