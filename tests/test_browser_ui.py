@@ -18,14 +18,9 @@ import pytest
 
 pytestmark = [pytest.mark.browser, pytest.mark.network]
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
 SHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 
-playwright_api = pytest.importorskip("playwright.sync_api")
-if not Path(CHROMIUM).exists():  # pragma: no cover - setup.sh installs it
-    pytest.skip(f"{CHROMIUM} is not installed (scripts/setup.sh installs it)", allow_module_level=True)
+from browser_helpers import browser, playwright_api  # noqa: E402,F401  (browser: a fixture)
 
 from layerlab.data import locate  # noqa: E402
 from layerlab.server.testing import LiveServer  # noqa: E402
@@ -46,14 +41,6 @@ def server(db):
     with LiveServer(store, workers=1) as srv:
         yield srv
     store.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture()

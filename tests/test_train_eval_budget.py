@@ -11,10 +11,10 @@ from collections import Counter
 import pytest
 import torch
 
+from train_helpers import digits, digits_spec, store  # noqa: F401  (digits, store: fixtures)
 from layerlab.builder import build
 from layerlab.data import available, load_dataset
 from layerlab.spec import load_spec
-from layerlab.store import Store
 from layerlab.train import CHECKPOINT_ARTIFACT, load_weights, measure_inference, resume, train
 from layerlab.train import plan as plan_module
 from layerlab.train.checkpoint import WEIGHTS_ARTIFACT, read_position
@@ -24,23 +24,7 @@ from layerlab.train.trainer import SUBSET_ARTIFACT
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-MLP = ["flatten", {"fc": {"units": 32}}, "relu", {"fc": {"units": 10}}]
 needs_fashion = pytest.mark.skipif(not available("fashion-mnist"), reason="Fashion-MNIST files are not here")
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
-
-
-@pytest.fixture
-def store(tmp_path):
-    return Store(tmp_path / "runs.db")
-
-
-def digits_spec(**train_fields):
-    return load_spec({"name": "digits-mlp", "data": {"dataset": "digits"}, "model": MLP,
-                      "train": {"epochs": 2, "batch_size": 32, **train_fields}})
 
 
 def rows(store, run_id, name):

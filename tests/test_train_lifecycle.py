@@ -7,7 +7,8 @@ import threading
 import pytest
 import torch
 
-from layerlab.data import load_dataset
+from train_helpers import digits, digits_spec, store  # noqa: F401  (digits, store: fixtures)
+
 from layerlab.spec import load_spec
 from layerlab.store import Store
 from layerlab.train import CHECKPOINT_ARTIFACT, WEIGHTS_ARTIFACT, load_weights, train
@@ -15,24 +16,6 @@ from layerlab.builder import build
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-MLP = ["flatten", {"fc": {"units": 32}}, "relu", {"fc": {"units": 10}}]
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
-
-
-@pytest.fixture
-def store(tmp_path):
-    return Store(tmp_path / "runs.db")
-
-
-def digits_spec(**train_fields):
-    return load_spec({"name": "digits-mlp", "data": {"dataset": "digits"}, "model": MLP,
-                      "train": {"epochs": 2, "batch_size": 32, **train_fields}})
 
 
 def test_a_finished_run_records_everything(store, digits):
