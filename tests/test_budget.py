@@ -135,10 +135,10 @@ def test_running_out_of_memory_is_a_message_and_a_failed_run(tmp_path):
         import resource, sys
         import psutil
         from layerlab.cli import main
-        import layerlab.train  # torch and the trainer, before the cap
+        import torch, layerlab.train.trainer  # noqa: E401  (torch and the trainer, before the cap)
         vms = psutil.Process().memory_info().vms
-        resource.setrlimit(resource.RLIMIT_AS, (vms + 400 * 2**20, resource.RLIM_INFINITY))
-        sys.argv = ["layerlab", "train", "fc100-relu-fc10", "--set", "model[1].fc.units=200000",
+        resource.setrlimit(resource.RLIMIT_AS, (vms + 2**30, resource.RLIM_INFINITY))  # 1 GiB to spare
+        sys.argv = ["layerlab", "train", "fc100-relu-fc10", "--set", "model[1].fc.units=1000000",  # a 3 GB weight
                     "--examples", "64", "--db", {str(db)!r}]
         main()
     """)
