@@ -72,9 +72,10 @@ class _Display:
         kind = event.get("type")
         if kind == "eval":
             self.test_acc = event.get("test_accuracy")
-            if not self.live:
+            if not self.live:  # say which: the whole test split, or the live points' subset
+                where = "full test set" if event.get("full") else f"subset of {_num(event.get('test_examples'))}"
                 err.print(f"eval  examples={event.get('examples', 0):>8,}  test_accuracy={pct(self.test_acc)}"
-                          f"  test_loss={_num(event.get('test_loss'), '.4f')}")
+                          f"  test_loss={_num(event.get('test_loss'), '.4f')}  ({where})")
         elif kind == "progress":
             self.total = event.get("total_examples", self.total)
             stats = (f"cost {_num(event.get('cost'), '.4f')}  train {pct(event.get('train_accuracy'))}  "
