@@ -59,7 +59,7 @@ from layerlab.server.security import LOOPBACK_HOSTS
 from layerlab.server.testing import LiveServer
 from layerlab.store import Store
 
-pytestmark = pytest.mark.network
+pytestmark = [pytest.mark.network, pytest.mark.slow]  # about 20 s of generated requests
 
 TOKEN = "contract-test-token"
 HEADERS = {"X-Layerlab": "1", "Authorization": f"Bearer {TOKEN}"}

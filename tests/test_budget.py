@@ -128,6 +128,7 @@ def test_summary_shows_the_memory_estimate():
     assert "memory (batch 64)" in text and "Training memory (batch 64): about 6.8 MiB of a 4.0 GiB budget" in text
 
 
+@pytest.mark.slow  # a subprocess with a capped address space
 def test_running_out_of_memory_is_a_message_and_a_failed_run(tmp_path):
     """A model the budget allows but the process cannot hold: exit 2 with the cause, the run failed."""
     db = tmp_path / "runs.db"

@@ -176,6 +176,7 @@ def test_damaged_store_is_store_unavailable(tmp_path, how):
     assert "mv " in message and "--db" in message
 
 
+@pytest.mark.slow  # runs the CLI in subprocesses
 def test_cli_commands_on_a_damaged_store_exit_2_with_the_message(tmp_path):
     path = tmp_path / "runs.db"
     damaged(path, "random")
@@ -199,6 +200,7 @@ def test_app_on_a_damaged_store_serves_the_page_and_says_why(tmp_path, monkeypat
         assert runs.status_code == 503 and "is not a SQLite database" in runs.json()["detail"]
 
 
+@pytest.mark.slow  # runs the CLI in subprocesses
 def test_serve_starts_on_a_damaged_store(tmp_path):
     path = tmp_path / "runs.db"
     damaged(path, "random")
@@ -255,6 +257,7 @@ def test_chmod_000_data_folder(data_env, monkeypatch):
         d.chmod(0o755)
 
 
+@pytest.mark.slow  # runs the CLI in subprocesses
 def test_data_show_says_what_is_wrong_with_the_files(data_env, monkeypatch):
     d = data_env / "data" / "mnist"
     write_files(d, tiny_mnist_files())

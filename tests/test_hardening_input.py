@@ -69,6 +69,7 @@ def test_loopback_binds(host):
     assert is_loopback(host)
 
 
+@pytest.mark.slow  # starts `layerlab serve` in a subprocess
 def test_serve_refuses_an_empty_host(tmp_path):
     """`--host ""` bound every interface with no token; now it is refused before anything listens."""
     out = subprocess.run([sys.executable, "-m", "layerlab.server", "--host", "", "--port", "0",

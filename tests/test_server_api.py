@@ -358,6 +358,7 @@ def test_a_run_failing_at_data_load_is_marked_failed(client, tmp_path, monkeypat
     assert run["status"] == "failed" and "mnist/train-images-idx3-ubyte.gz" in run["error"], run["error"]
 
 
+@pytest.mark.slow  # a worker process trains for several seconds
 def test_pool_limits_concurrency_and_queued_runs_can_stop(client):
     slow = {**TINY, "train": {"examples": 10_000_000, "batch_size": 16}}
     first = client.post("/api/runs", json={"spec": slow}).json()["id"]
@@ -653,6 +654,7 @@ def test_parse_cursor():
 
 
 @pytest.mark.network
+@pytest.mark.slow  # starts `layerlab serve` in a subprocess
 def test_serve_command_prints_its_url_and_serves(tmp_path):
     db = tmp_path / "serve.db"
     proc = subprocess.Popen([sys.executable, "-m", "layerlab.server", "--port", "0", "--db", str(db), "--workers", "0"],
@@ -674,6 +676,7 @@ def test_serve_command_prints_its_url_and_serves(tmp_path):
         proc.wait(timeout=20)
 
 
+@pytest.mark.slow  # starts `layerlab serve` in a subprocess
 def test_serve_refuses_public_bind_without_token(tmp_path):
     out = subprocess.run([sys.executable, "-m", "layerlab.server", "--host", "0.0.0.0", "--db", str(tmp_path / "x.db")],
                          capture_output=True, text=True, timeout=60)

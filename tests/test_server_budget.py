@@ -68,6 +68,7 @@ def prediction_workers() -> list[psutil.Process]:
     return [p for p in psutil.Process().children(recursive=True) if "spawn_main" in " ".join(p.cmdline())]
 
 
+@pytest.mark.slow  # spawns the prediction worker
 def test_predicting_a_huge_model_does_not_grow_the_server(client):
     """Before: the server built fc(1,000,000) for the builder's predictions (+300 MB of weights here)."""
     assert prepare_run(HUGE).check.total_params > PARAM_BUDGET
@@ -81,6 +82,7 @@ def test_predicting_a_huge_model_does_not_grow_the_server(client):
     assert memory.grown < 100 * MB, f"the server grew by {memory.grown / MB:.0f} MB"
 
 
+@pytest.mark.slow  # spawns the prediction worker
 def test_predictions_are_computed_in_a_worker_process_and_match(client):
     with PeakRSS() as memory:
         out = client.post("/api/predict", json=UNDER)
@@ -106,6 +108,7 @@ def test_predictions_are_computed_in_a_worker_process_and_match(client):
     assert missing.status_code == 200 and len(missing.json()["predictions"]) == 5
 
 
+@pytest.mark.slow  # spawns the prediction worker
 def test_the_prediction_worker_ends_with_the_app(tmp_path):
     store = Store(tmp_path / "runs.db")
     with TestClient(create_app(store, workers=0), base_url="http://127.0.0.1") as c:

@@ -30,7 +30,7 @@ from layerlab.server.pool import POOL_EVENT, WorkerPool
 from layerlab.store import Store
 from layerlab.train.plan import make_plan
 
-pytestmark = pytest.mark.network
+pytestmark = [pytest.mark.network, pytest.mark.slow]  # real servers killed and restarted
 
 ACT = {"X-Layerlab": "1"}  # a write without a JSON body must say it is no form
 TINY = {"name": "tiny", "data": {"dataset": "digits"}, "model": ["flatten", {"fc": {"units": 10}}],

@@ -18,7 +18,7 @@ import pytest
 from layerlab.server.testing import LiveServer
 from layerlab.store import Store
 
-pytestmark = pytest.mark.network
+pytestmark = [pytest.mark.network, pytest.mark.slow]  # 100 streaming clients
 
 ROWS = 20
 

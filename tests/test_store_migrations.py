@@ -285,6 +285,7 @@ def _open_at_once(url: str, n: int = 4) -> None:
     run_together(_open_and_write, [(url,)] * n)
 
 
+@pytest.mark.slow  # spawns four processes
 def test_processes_opening_one_new_store_at_once(url):
     _open_at_once(url)
     with Store(url, check_interval=None) as store:
@@ -292,6 +293,7 @@ def test_processes_opening_one_new_store_at_once(url):
         assert head_of(store) == ([HEAD], [SCHEMA_VERSION])
 
 
+@pytest.mark.slow  # spawns four processes
 def test_processes_upgrading_one_old_store_at_once(tmp_path):
     path = tmp_path / "old.db"
     shutil.copy(FIXTURE, path)

@@ -85,6 +85,7 @@ def test_toy_functions_zero_init_learns_nothing(toy, store):
     assert {"curves", "scatter"} <= set(toy.figures)
 
 
+@pytest.mark.slow  # a quick study: several training runs
 def test_classifiers_table_and_numbers(store, out):
     result = run_study("classifiers", store, quick=True, out_dir=out)
     _check_record(store, result, 6)
@@ -100,6 +101,7 @@ def test_classifiers_table_and_numbers(store, out):
     assert len(result.tables[0].rows) == 6 and "time (s)" in result.tables[0].columns
 
 
+@pytest.mark.slow  # a quick study: several training runs
 def test_capacity_measures_the_train_test_gap(store, out):
     result = run_study("capacity", store, quick=True, out_dir=out)
     _check_record(store, result, 8)
@@ -117,6 +119,7 @@ def test_capacity_measures_the_train_test_gap(store, out):
     assert fc10["params"] < fc100["params"]
 
 
+@pytest.mark.slow  # a quick study: several training runs
 def test_autoencoder_pca_numbers_are_measured(store, out):
     result = run_study("autoencoder-pca", store, quick=True, out_dir=out)
     _check_record(store, result, 1)
@@ -141,6 +144,7 @@ def test_autoencoder_pca_knn_accuracy_is_a_real_measure():
     assert knn_accuracy(mixed[:150], y[:150], mixed[150:], y[150:]) < 0.6
 
 
+@pytest.mark.slow  # a quick study: several training runs
 def test_init_zero_init_leaves_hidden_weights_unchanged(store, out):
     result = run_study("init", store, quick=True, out_dir=out)
     _check_record(store, result, 4)
