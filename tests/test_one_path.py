@@ -17,7 +17,8 @@ from typer.testing import CliRunner
 
 from layerlab.cli import app as cli_app
 from layerlab.errors import (PROBLEM_CATEGORIES, Conflict, DataUnavailable, InvalidSpec, LayerlabError, NotFound,
-                             RunConflict, RunNotFound, StoreUnavailable, UnknownDataset)
+                             RunConflict, RunNotFound, StoreUnavailable, UnknownDataset, DataTooLarge,
+                             ModelTooLarge, OutOfMemory, PredictionFailed)
 from layerlab.prepare import prepare_run
 from layerlab.server.app import create_app
 from layerlab.store import Store
@@ -215,7 +216,8 @@ def test_predict_grid_shows_the_examples_the_run_was_tested_on(tmp_path, store):
 @pytest.mark.parametrize("error,status", [
     (InvalidSpec("x"), 400), (DataUnavailable("x"), 409), (NotFound("x"), 404), (Conflict("x"), 409),
     (StoreUnavailable("x"), 503), (UnknownDataset("x"), 404), (RunNotFound("x"), 404), (RunConflict("x"), 409),
-    (LayerlabError("x"), 400)])
+    (LayerlabError("x"), 400), (DataTooLarge("x"), 413), (ModelTooLarge("x"), 413), (PredictionFailed("x"), 503),
+    (OutOfMemory("x"), 507)])
 def test_the_server_maps_errors_by_type_not_by_wording(error, status, store):
     app = create_app(store, workers=0)
 

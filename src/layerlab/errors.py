@@ -12,6 +12,10 @@ error                 status  when
 ``NotFound``          404     a run, artifact, data set or preset that does not exist
 ``Conflict``          409     a run in the wrong state for the request (running, final...)
 ``StoreUnavailable``  503     the database cannot be reached or used
+``DataTooLarge``      413     a data set larger than the server keeps loaded for previews
+``ModelTooLarge``     413     a model too large for the server to build for predictions
+``PredictionFailed``  503     the server's prediction worker died or timed out
+``OutOfMemory``       507     training needed more memory than the machine could give
 ``DataError``         400     a data file that cannot be read or verified
 ``StoreError``        400     any other misuse of the store (bad name, bad status...)
 ====================  ======  ==============================================================
@@ -24,7 +28,8 @@ from dataclasses import asdict, dataclass, replace
 
 __all__ = ["LayerlabError", "Problem", "PROBLEM_CATEGORIES", "InvalidSpec", "SpecError", "DataError",
            "DataUnavailable", "StoreError", "NotFound", "Conflict", "StoreUnavailable", "UnknownDataset",
-           "RunNotFound", "RunConflict", "OutOfMemory", "spec_error"]
+           "RunNotFound", "RunConflict", "OutOfMemory", "DataTooLarge", "ModelTooLarge", "PredictionFailed",
+           "spec_error"]
 
 
 class LayerlabError(Exception):
@@ -133,6 +138,24 @@ def spec_error(problems: list[Problem], *, result=None) -> InvalidSpec:
 
 class StoreError(LayerlabError):
     """A run or artifact that is missing, or a store that cannot be used."""
+
+
+class DataTooLarge(LayerlabError):
+    """A data set larger than the server's whole data cache: it is not kept loaded for previews."""
+
+    http_status = 413
+
+
+class ModelTooLarge(LayerlabError):
+    """A model too large for the server to build for the builder's untrained predictions."""
+
+    http_status = 413
+
+
+class PredictionFailed(LayerlabError):
+    """The server's prediction worker process died or did not answer in time."""
+
+    http_status = 503
 
 
 class OutOfMemory(LayerlabError):

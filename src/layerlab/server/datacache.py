@@ -13,7 +13,7 @@ import threading
 from collections import OrderedDict
 
 from ..data import DATASETS, ResidentDataset, available, get_info
-from ..errors import DataError, LayerlabError, spec_error
+from ..errors import DataError, DataTooLarge, spec_error
 from ..spec import DataSpec
 
 __all__ = ["DataCache", "DataTooLarge", "resident_bytes", "dataset_json", "available", "PREDICTION_COUNT",
@@ -21,12 +21,6 @@ __all__ = ["DataCache", "DataTooLarge", "resident_bytes", "dataset_json", "avail
 
 PREDICTION_COUNT = 20  # the trainer's default: the first 20 test examples get prediction snapshots
 DEFAULT_CACHE_BYTES = 512 * 2**20  # tensors of the data sets the server keeps loaded, all together
-
-
-class DataTooLarge(LayerlabError):
-    """A data set larger than the whole cache: the server does not keep it loaded."""
-
-    http_status = 413
 
 
 def dataset_json(name: str) -> dict:

@@ -21,7 +21,7 @@ import os
 import threading
 from concurrent.futures.process import BrokenProcessPool
 
-from ..errors import LayerlabError, Problem, spec_error
+from ..errors import LayerlabError, ModelTooLarge, PredictionFailed, Problem, spec_error
 from ..prepare import PreparedRun
 from .datacache import PREDICTION_COUNT, DataCache
 
@@ -34,18 +34,6 @@ PARAM_BUDGET = 5_000_000            # parameters of the largest model the builde
 WORKER_CACHE_BYTES = 256 * 2**20    # the prediction worker's own data cache
 TASKS_PER_WORKER = 200              # predictions before the worker process is replaced (memory back to the OS)
 TIMEOUT_S = 120.0                   # one prediction, start-up of a fresh worker included
-
-
-class ModelTooLarge(LayerlabError):
-    """A model too large for the server to build for the builder's predictions."""
-
-    http_status = 413
-
-
-class PredictionFailed(LayerlabError):
-    """The prediction worker process died or did not answer in time."""
-
-    http_status = 503
 
 
 def initial_predictions(prepared: PreparedRun, cache: DataCache | None = None) -> dict:
