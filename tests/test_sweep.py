@@ -209,3 +209,9 @@ def test_cli_sweep_writes_a_table_and_a_report(cli, tmp_path):
 def test_cli_sweep_user_errors_exit_2(cli, tmp_path, args):
     result = CliRunner().invoke(cli, [*args, "--db", str(tmp_path / "runs.db")])
     assert result.exit_code == 2, result.output
+
+
+def test_sweep_values_are_read_under_the_spec_limits():
+    """--set values of a sweep go through the same limited YAML reader as --set overrides."""
+    with pytest.raises(SpecError, match="train.lr: cannot read the value"):  # before: a 200-digit int
+        parse_axis("train.lr=" + "9" * 200)

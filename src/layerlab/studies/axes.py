@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from ..errors import Problem, SpecError
-from ..spec import PRESET_PREFIX, _split_path
+from ..spec import PRESET_PREFIX, _split_path, load_yaml_value
 
 __all__ = ["Axis", "parse_axis", "parse_axes", "grid", "sample", "value_text", "axis_label"]
 
@@ -105,7 +105,7 @@ def parse_axis(text: str) -> Axis:
         if not item:
             raise SpecError(Problem(f"empty value in {raw!r}", "remove the extra comma", field=path))
         try:
-            value = yaml.safe_load(item)
+            value = load_yaml_value(item)  # the spec limits: no alias bombs, no 5,000-digit integers
         except yaml.YAMLError as exc:
             raise SpecError(Problem(f"cannot read the value {item!r}: {getattr(exc, 'problem', exc)}",
                                     "values are YAML: 0.1, adam, [1, 4]", field=path)) from None

@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import InvalidSpec, LayerlabError, Problem
+from ..spec import load_yaml_value
 from ..params import problems_from_validation
 
 __all__ = ["StudyOptions", "ToyFunctionsOptions", "ClassifiersOptions", "CapacityOptions",
@@ -117,7 +118,7 @@ def options_from_cli(cls: type[StudyOptions], items: list[str], *, quick: bool =
                                     f"e.g. --opt {next(iter(cls.model_fields))}=...", field="opt"))
             continue
         try:
-            values[key] = yaml.safe_load(raw) if raw else None
+            values[key] = load_yaml_value(raw) if raw else None  # under the spec limits
         except yaml.YAMLError:
             values[key] = raw  # not YAML: the text itself
     try:
