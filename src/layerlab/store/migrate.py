@@ -35,7 +35,7 @@ __all__ = ["HEAD", "REVISIONS", "MIGRATIONS", "ensure_schema", "alembic_config"]
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).with_name("migrations")  # Alembic's script_location
-REVISIONS = {1: "0001", 2: "0002"}  # schema_version number -> the Alembic revision that makes it
+REVISIONS = {1: "0001", 2: "0002", 3: "0003"}  # schema_version number -> the Alembic revision that makes it
 HEAD = REVISIONS[SCHEMA_VERSION]
 _PG_SCHEMA_LOCK = 0x6C617972  # advisory lock key serialising schema changes on PostgreSQL
 

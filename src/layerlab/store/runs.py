@@ -20,7 +20,7 @@ from ..errors import RunConflict, RunNotFound, StoreError
 from .encoding import as_dict, dataset_of, dumps, model_summary, seed_of
 from .engine import StoreBase
 from .liveness import timed_out_but_mine
-from .schema import RUN_KINDS, artifacts, events, metrics, runs
+from .schema import RUN_KINDS, artifacts, events, metrics, runs, views
 from .series import write_event
 
 __all__ = ["RunsMixin", "STATUSES", "TRANSITIONS", "FINAL_STATUSES", "RUN_KINDS", "check_status", "check_kind",
@@ -297,7 +297,7 @@ class RunsMixin(StoreBase):
             old = _status_for_update(conn, run_id)
             if old == "running" and not force:
                 raise RunConflict(f"run {run_id} is running; stop it before deleting it (or pass force=True)")
-            for table in (metrics, events, artifacts):  # explicit, not only ON DELETE CASCADE
+            for table in (metrics, events, artifacts, views):  # explicit, not only ON DELETE CASCADE
                 conn.execute(delete(table).where(table.c.run_id == run_id))
             conn.execute(update(runs).where(runs.c.parent == run_id).values(parent=None))  # and SET NULL
             conn.execute(delete(runs).where(runs.c.id == run_id))

@@ -45,15 +45,21 @@ __all__ = [
     "metrics",
     "events",
     "artifacts",
+    "views",
+    "VIEW_KINDS",
     "FaithfulFloat",
 ]
 
 # Bump when a table changes, together with a new Alembic revision under migrations/versions/
 # (see migrate.py); the schema_version table keeps this number so older code refuses clearly.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # What a run is: an ordinary (training) run, or the record run of a sweep, lr-find or study.
 RUN_KINDS = ("run", "sweep", "lr-find", "study")
+
+# What a stored view of a run's insides is (``views`` table, layerlab.train.views): the decision
+# boundary of a 2-D input plane with per-neuron maps, or per-layer weight/gradient histograms.
+VIEW_KINDS = ("boundary", "histograms")
 
 RowId = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -154,4 +160,20 @@ artifacts = Table(
     Column("data", LargeBinary, nullable=False),
     Column("created_at", Double, nullable=False),
     UniqueConstraint("run_id", "name", name="uq_artifacts_run_name"),
+)
+
+# One evaluation point's view of the network (schema version 3): small, written once per
+# (run, kind, step) and replaced whole if a resumed run passes that step again.
+views = Table(
+    "views",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("run_id", Integer, ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(32), nullable=False),  # one of VIEW_KINDS
+    Column("step", BigInteger, nullable=False),
+    Column("examples", BigInteger, nullable=False),
+    Column("meta", Text, nullable=False),  # JSON: shapes, ranges, min/max, layer names, histogram counts
+    Column("data", LargeBinary, nullable=False),  # zlib-compressed uint8 grids (empty for histograms)
+    Column("created_at", Double, nullable=False),
+    UniqueConstraint("run_id", "kind", "step", name="uq_views_run_kind_step"),
 )

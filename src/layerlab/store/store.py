@@ -45,7 +45,7 @@ layerlab is refused before anything is written (see :mod:`.migrate`).
 How it is built, one job a module: :mod:`.engine` (URLs, engines, transactions, pickling),
 :mod:`.encoding` (JSON and spec summaries), :mod:`.runs` (run life cycle), :mod:`.reads`
 (run queries), :mod:`.liveness` (interrupted runs), :mod:`.series` (metrics and events),
-:mod:`.artifacts`, :mod:`.migrate` (schema versions); :class:`Store` composes them.
+:mod:`.artifacts`, :mod:`.views` (boundaries, histograms), :mod:`.migrate` (schema versions); :class:`Store` composes them.
 
 Ordering: metric and event ids increase in commit order for one writer per run (the
 trainer), so ``after_id`` paging never skips a row; with several writers to one run on
@@ -64,6 +64,7 @@ from .migrate import ensure_schema
 from .reads import ReadsMixin
 from .runs import FINAL_STATUSES, RUN_KINDS, STATUSES, TRANSITIONS, RunsMixin
 from .series import SeriesMixin
+from .views import ViewsMixin
 
 __all__ = [
     "Store",
@@ -76,7 +77,7 @@ __all__ = [
 ]
 
 
-class Store(RunsMixin, ReadsMixin, SeriesMixin, ArtifactsMixin, StoreBase):
+class Store(RunsMixin, ReadsMixin, SeriesMixin, ArtifactsMixin, ViewsMixin, StoreBase):
     """Runs, metric series, events and artifacts in a SQLite file or a PostgreSQL database.
 
     ``url``: see :func:`resolve_url`. ``heartbeat_timeout``: seconds without a heartbeat after
