@@ -15,7 +15,8 @@ import numpy as np
 from ..plots import _pyplot, _save
 
 __all__ = ["curves_figure", "final_vs_value_figure", "lr_find_figure", "scatter_grid_figure", "codes_figure",
-           "reconstructions_figure", "bars_figure", "grad_norms_figure", "PALETTE"]
+           "reconstructions_figure", "bars_figure", "grad_norms_figure", "boundary_figure", "histograms_figure",
+           "PALETTE"]
 
 PALETTE = ["#1f6feb", "#d1453b", "#2e9d4f", "#e09b24", "#8250df", "#1b9aaa", "#bf3989", "#6e7781", "#953800",
            "#0a3069"]
@@ -319,6 +320,86 @@ def grad_norms_figure(norms: dict[str, dict[str, list[float]]], path: Path | str
     axes[0][0].set_ylabel("gradient norm", fontsize=8)
     for ax in list(axes.flat)[len(inits):]:
         ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+# TensorFlow Playground's colours: orange low / negative, blue high / positive (as inside.js draws them).
+_PLAYGROUND_CMAP = ("#f59322", "#e8eaeb", "#0877bd")
+
+
+def boundary_figure(grid: np.ndarray, extent: list[list[float]], points: dict | None, path: Path | str, *,
+                    value: str, classification: bool, title: str = "") -> Path:
+    """The model's value over the input plane (``grid[row=y, col=x]``) under the training and test points.
+
+    ``points``: ``views_read.read_points`` (train filled, test ringed), or None.
+    """
+    from matplotlib.colors import LinearSegmentedColormap
+    plt = _pyplot()
+    cmap = LinearSegmentedColormap.from_list("playground", _PLAYGROUND_CMAP)
+    (x0, x1), (y0, y1) = extent
+    lo, hi = (0.0, 1.0) if classification else (float(np.nanmin(grid)), float(np.nanmax(grid)))
+    fig, ax = plt.subplots(figsize=(5.0, 4.4))
+    im = ax.imshow(grid, origin="lower", extent=(x0, x1, y0, y1), cmap=cmap, vmin=lo, vmax=hi,
+                   interpolation="bilinear", aspect="auto")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03).set_label(value, fontsize=8)
+    for split, ring in (("train", False), ("test", True)):
+        p = (points or {}).get(split)
+        if not p or not p["x"]:
+            continue
+        xy = np.asarray(p["x"], float)
+        y = np.asarray(p["y"], float)
+        c_lo, c_hi = (0.0, 1.0) if classification else (float(y.min()), float(y.max()))
+        ax.scatter(xy[:, 0], xy[:, 1], c=y, cmap=cmap, vmin=c_lo, vmax=c_hi, s=14 if ring else 11,
+                   edgecolors="#1c2128" if ring else "white", linewidths=0.7, label=f"{split} ({len(y)})")
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
+    if points:
+        ax.legend(fontsize=7, loc="upper right", framealpha=0.8)
+    _style(ax)
+    ax.grid(False)
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def histograms_figure(layers: list[dict], path: Path | str, *, title: str = "", shown: int = 30) -> Path:
+    """TensorBoard-style stacked (offset) histograms: one row per layer, weights and gradients side by side.
+
+    ``layers``: ``views_read.read_histograms(...)["layers"]``; at most ``shown`` evaluation points per
+    panel (evenly picked), the newest in front (lowest, darkest).
+    """
+    plt = _pyplot()
+    rows = max(1, len(layers))
+    fig, axes = plt.subplots(rows, 2, figsize=(9.0, 2.3 * rows), squeeze=False)
+    cmap = plt.get_cmap("Blues")
+    for row, layer in zip(axes, layers):
+        for ax, what in zip(row, ("weights", "grads")):
+            pts = [p for p in layer["points"] if p[what] and p[what]["n"] > 0]
+            if len(pts) > shown:
+                pts = [pts[round(i * (len(pts) - 1) / (shown - 1))] for i in range(shown)]
+            k = len(pts)
+            top = max((max(p[what]["counts"]) for p in pts), default=1) or 1
+            for i, p in enumerate(pts):
+                edges = np.asarray(p[what]["edges"], float)
+                centres = (edges[:-1] + edges[1:]) / 2
+                base = k - 1 - i
+                ys = base + 2.5 * np.asarray(p[what]["counts"], float) / top
+                ax.fill_between(centres, base, ys, color=cmap(0.3 + 0.65 * i / max(1, k - 1)), edgecolor="white",
+                                linewidth=0.5, zorder=i)
+            if k:
+                ax.set_yticks([0, k - 1], [f"step {pts[-1]['step']}", f"step {pts[0]['step']}"])
+            else:
+                ax.text(0.5, 0.5, "no gradient yet" if what == "grads" else "no finite values",
+                        transform=ax.transAxes, ha="center", fontsize=8, color="#6e7781")
+                ax.set_yticks([])
+            ax.set_title(f"layer {layer['index'] + 1} · {layer['name']}: {'weights' if what == 'weights' else 'gradients'}",
+                         fontsize=9)
+            _style(ax)
+            ax.grid(False)
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()
