@@ -23,7 +23,7 @@ python=${PYTHON:-python3}
 stamp=.venv/.layerlab-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "setup: installing layerlab into .venv"
-  .venv/bin/pip install -q --disable-pip-version-check -e ".[dev,ray]" 2>&1 | grep -v "^WARNING: Location" || true
+  .venv/bin/pip install -q --disable-pip-version-check -e ".[dev,ray,onnx]" 2>&1 | grep -v "^WARNING: Location" || true
   .venv/bin/python -c "import layerlab, torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
   touch "$stamp"
 fi
