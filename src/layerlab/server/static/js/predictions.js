@@ -6,6 +6,11 @@ import { withToken } from './api.js';
 import { h } from './dom.js';
 import { fixed, pct, toNum } from './format.js';
 
+// activations.js sets a picker: while picker.enabled() (a run's dashboard), each example's image
+// is a button, and picker.pick(index) opens what every layer of the network makes of it.
+let picker = null;
+export function setPicker(p) { picker = p; }
+
 export function renderPredictions(grid, payload, imageUrl, emptyText) {
   const items = payload?.predictions || [];
   if (!items.length) {
@@ -14,19 +19,24 @@ export function renderPredictions(grid, payload, imageUrl, emptyText) {
   }
   const classes = payload.classes || [];
   const name = (c) => classes[c] ?? String(c);
-  const key = items.map((it) => it.index).join(',') + '|' + (imageUrl || '');
+  const pickable = Boolean(imageUrl && picker?.enabled());
+  const key = items.map((it) => it.index).join(',') + '|' + (imageUrl || '') + '|' + pickable;
   if (grid.dataset.key !== key) {
     grid.dataset.key = key;
-    grid.replaceChildren(...items.map((it) => skeleton(it, imageUrl)));
+    grid.replaceChildren(...items.map((it) => skeleton(it, imageUrl, pickable)));
   }
   const cards = grid.children;
   items.forEach((it, n) => fill(cards[n], it, name, payload.task));
 }
 
-function skeleton(it, imageUrl) {
-  const img = imageUrl
+function skeleton(it, imageUrl, pickable) {
+  let img = imageUrl
     ? h('img', { src: withToken(imageUrl.replace('{index}', it.index)), alt: `test example ${it.index}`, width: 52, height: 52, loading: 'lazy' })
     : h('div', { class: 'noimg' }, `#${it.index}`);
+  if (pickable) {
+    img = h('button', { type: 'button', class: 'pred-pick', title: `Show every layer's output for test example ${it.index}`,
+      'aria-label': `Show activations of test example ${it.index}`, onclick: () => picker.pick(it.index) }, img);
+  }
   return h('div', { class: 'pred', 'data-index': it.index }, img, h('div', { class: 'pbody' }));
 }
 
@@ -36,7 +46,8 @@ function fill(card, it, name, task) {
     card.className = 'pred ' + (it.correct ? 'right' : 'wrong');
     card.title = `test example ${it.index}: ${name(it.label)} — ${it.correct ? 'right' : 'wrong'}`;
     body.replaceChildren(
-      h('div', { class: 'truth' }, 'true: ', h('b', {}, name(it.label))),
+      h('div', { class: 'truth' }, h('span', { class: 'verdict' }, it.correct ? '✓ right' : '✗ wrong'), ' · true: ',
+        h('b', {}, name(it.label))),  // said in words and marks, not by the green or red edge alone
       ...it.top.map(([c, p], k) => {
         const x = toNum(p);
         const width = Number.isFinite(x) ? Math.max(0, Math.min(1, x)) * 100 : 0;
