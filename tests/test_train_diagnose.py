@@ -38,7 +38,7 @@ def test_learning_rate_10_diverges_and_the_diagnosis_names_the_learning_rate(fas
     assert results.status == run["status"] == "diverged"
     text = results.diagnosis
     assert text == run["diagnosis"]
-    assert "learning rate 10 is too high" in text and "try lr ≤ 1" in text
+    assert "learning rate 10 is too high" in text and "try lr ≤ 0.5" in text
     assert f"at step {results.diverged_at_step}" in text and "gradient norm grew" in text
     assert results.examples < 2000  # stopped at once, not at the end of the budget
     assert any(e["type"] == "diagnosis" and e["kind"] == "diverged" for e in events)
@@ -112,7 +112,7 @@ def test_explain_divergence_wording():
     text = explain_divergence(records, bad_step=13, what="the loss became NaN", lr=10.0)
     assert text.startswith("learning rate 10 is too high for this model: the gradient norm grew 2,048-fold over "
                            "the last 12 steps before the loss became NaN at step 13")
-    assert "the logits reached 1e12" in text and text.endswith("try lr ≤ 1")
+    assert "the logits reached 1e12" in text and text.endswith("try lr ≤ 0.5")
     sudden = [StepRecord(s, 0.1, 2.0, 5.0, 1.0) for s in range(1, 5)]
     text = explain_divergence(sudden, bad_step=5, what="the loss became NaN", lr=0.1)
     assert "sudden" in text and "clip_grad" in text

@@ -9,7 +9,9 @@ Divergence: when a loss turns NaN/inf the trainer replays the steps since the la
 checkpoint with per-step instrumentation (loss, largest |logit|, gradient norms) into an
 ``Evidence`` ring buffer, and ``explain_divergence`` turns it into a sentence a student can act
 on. Not learning: ``Watch`` collects probe results and the cost curve and ``Watch.notes``
-explains zero hidden gradients (all-zeros init), dead ReLU layers and a loss that does not move.
+explains zero hidden gradients (all-zeros init), dead ReLU layers, a cost that jumped (with the lr it jumped at)
+and a loss that does not move. Every "try lr ≤ …" comes from ``suggest_lr``: well below the lr that failed, and
+never above what is known to work for the optimiser (``LR_CAPS``).
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ import torch
 from torch import nn
 
 __all__ = ["StepRecord", "Evidence", "probe", "instrumented_step", "explain_divergence", "loss_event", "Watch",
-           "layer_modules", "zero_init"]
+           "layer_modules", "zero_init", "diagnosis_layer"]
 
 
 def layer_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -196,8 +198,28 @@ def _fmt_lr(x: float) -> str:
     return text
 
 
+# The largest learning rate known to train the small models of the practicum with each optimiser (Fashion-MNIST,
+# fc and conv presets): a suggestion after a failure never goes above it (docs/metrics.md, "Divergence").
+LR_CAPS = {"sgd": 0.5, "momentum": 0.5, "nesterov": 0.5, "adagrad": 0.5, "adadelta": 1.0,
+           "rmsprop": 0.01, "adam": 0.01, "adamw": 0.01, "adamax": 0.01}
+LR_FRACTION = 20  # a suggestion is at most the failed lr / 20: well below it, not one notch under
+
+
+def suggest_lr(lr: float, optimizer: str | None = None) -> float:
+    """The learning rate to try after ``lr`` failed: the largest 1-2-5 value at most ``lr / 20`` and at most what is
+    known to work for ``optimizer`` (``LR_CAPS``; the smallest cap when it is unknown)."""
+    cap = LR_CAPS.get(optimizer or "", min(LR_CAPS.values()) if optimizer else max(LR_CAPS.values()))
+    bound = min(lr / LR_FRACTION, cap) if lr > 0 and math.isfinite(lr) else cap
+    exp = math.floor(math.log10(bound))
+    for m in (5, 2, 1):
+        value = m * 10.0 ** exp
+        if value <= bound * (1 + 1e-9):
+            return float(f"{value:.3g}")
+    return float(f"{10.0 ** (exp - 1) * 5:.3g}")
+
+
 def explain_divergence(records: list[StepRecord], *, bad_step: int, what: str, lr: float,
-                       warnings: list[str] = (), window: int = 12) -> str:
+                       warnings: list[str] = (), window: int = 12, optimizer: str | None = None) -> str:
     """Why the run diverged, from the evidence before ``bad_step`` (where ``what`` happened)."""
     before = [r for r in records if r.step < bad_step or (r.step == bad_step and math.isfinite(r.grad_norm))]
     finite = [r for r in before if math.isfinite(r.grad_norm) and r.grad_norm > 0][-window:]
@@ -213,10 +235,9 @@ def explain_divergence(records: list[StepRecord], *, bad_step: int, what: str, l
         and math.isfinite(last.grad_norm) else math.nan
     if not exploding and jump >= 10:
         # one update moved the weights many times their own size: the step is far too large
-        safe = 10 ** math.floor(math.log10(lr / jump)) if lr / jump > 0 else lr / 10
         text = (f"learning rate {_fmt_lr(lr)} is too high for this model: one update (lr × gradient norm = "
                 f"{fmt_big(last.lr * last.grad_norm)}) was {fmt_big(jump)} times the size of the weights themselves, "
-                f"and {what} at step {bad_step}; try lr ≤ {_fmt_lr(min(safe, lr / 10))}")
+                f"and {what} at step {bad_step}; try lr ≤ {_fmt_lr(suggest_lr(min(lr, lr / jump * 20), optimizer))}")
     elif exploding:
         text = f"learning rate {_fmt_lr(lr)} is too high for this model: "
         if growth is not None and growth >= 10:
@@ -230,7 +251,7 @@ def explain_divergence(records: list[StepRecord], *, bad_step: int, what: str, l
             text += f"; the logits reached {fmt_big(top_logit)}"
         elif top_logit == math.inf:
             text += "; the logits overflowed to infinity"
-        text += f"; try lr ≤ {_fmt_lr(lr / 10)}"
+        text += f"; try lr ≤ {_fmt_lr(suggest_lr(lr, optimizer))}"
     elif not before:
         text = (f"{what} at step {bad_step}, the very first update: check the data (NaN or huge inputs?) and the "
                 f"loss (bce needs outputs in (0, 1)); if they are fine, lower the learning rate {_fmt_lr(lr)}")
@@ -238,13 +259,14 @@ def explain_divergence(records: list[StepRecord], *, bad_step: int, what: str, l
         change = f"the gradient norm changed only {growth:.2g}-fold over the last {len(finite)} steps" \
             if growth is not None else "without warning"
         text = (f"{what} at step {bad_step} ({change}): a sudden overflow; lower the learning rate "
-                f"{_fmt_lr(lr)} (try lr ≤ {_fmt_lr(lr / 10)}) or set train.clip_grad")
+                f"{_fmt_lr(lr)} (try lr ≤ {_fmt_lr(suggest_lr(lr, optimizer))}) or set train.clip_grad")
     for w in warnings:
         text += f". Also: {w}"
     return text
 
 
 DEAD_FRACTION = 0.95  # a ReLU layer this dead is reported
+SPIKE_FACTOR = 100    # a cost this many times the untrained model's loss (or the first cost) is a jump
 
 ZERO_INIT_TEXT = ("all weights start at zero, so every hidden unit computes the same value and receives the same "
                   "(zero) gradient; use a random initialiser such as he_normal")
@@ -261,8 +283,18 @@ class Watch:
     last_costs: list = field(default_factory=list)    # the latest log points' cost
     cost_points: int = 0
     reported: list = field(default_factory=list)      # kinds already announced
+    peak: dict | None = None                          # the highest finite cost: {cost, step, examples, lr}
 
     KEEP = 8
+
+    def add_cost(self, cost: float, *, step: int | None = None, examples: int | None = None,
+                 lr: float | None = None) -> None:
+        self.cost_points += 1
+        if len(self.first_costs) < self.KEEP:
+            self.first_costs.append(cost)
+        self.last_costs = (self.last_costs + [cost])[-self.KEEP:]
+        if math.isfinite(cost) and (self.peak is None or cost > self.peak["cost"]):
+            self.peak = {"cost": cost, "step": step, "examples": examples, "lr": lr}
 
     def add_probe(self, result: dict) -> None:
         if result["zero_hidden_grads"] is not None:
@@ -270,28 +302,42 @@ class Watch:
             self.zero_hidden_all = self.zero_hidden_all and bool(result["zero_hidden_grads"])
         self.dead = dict(result["dead"])
 
-    def add_cost(self, cost: float) -> None:
-        self.cost_points += 1
-        if len(self.first_costs) < self.KEEP:
-            self.first_costs.append(cost)
-        self.last_costs = (self.last_costs + [cost])[-self.KEEP:]
+    def spike(self, reference_loss: float | None) -> str | None:
+        """'the cost jumped to 8e3 at 1,280 examples with lr 10 (...)' when the peak cost is ``SPIKE_FACTOR`` times
+        the untrained model's test loss (``reference_loss``; else the first log point's cost)."""
+        ref = reference_loss if reference_loss is not None and math.isfinite(reference_loss) and reference_loss > 0 \
+            else (self.first_costs[0] if self.first_costs else None)
+        if self.peak is None or ref is None or not ref > 0 or self.peak["cost"] < SPIKE_FACTOR * ref:
+            return None
+        where = f" at {self.peak['examples']:,} examples" if self.peak.get("examples") is not None else ""
+        with_lr = f" with lr {_fmt_lr(self.peak['lr'])}" if self.peak.get("lr") is not None else ""
+        what = "the untrained model's test loss" if ref is reference_loss else "the first cost"
+        return (f"the cost jumped to {fmt_big(self.peak['cost'])}{where}{with_lr}, {fmt_big(self.peak['cost'] / ref)} "
+                f"times {what} ({ref:.2g}): the learning rate is too high")
 
-    def notes(self, *, zero_init: bool, lr: float, final: bool) -> list[tuple[str, str]]:
+    def notes(self, *, zero_init: bool, lr: float, final: bool, optimizer: str | None = None,
+              reference_loss: float | None = None) -> list[tuple[str, str]]:
         """``[(kind, text)]`` for what the evidence shows so far; ``final`` adds end-of-run checks."""
         out = []
+        try_lr = f"try lr ≤ {_fmt_lr(suggest_lr(lr, optimizer))}"
+        spike = self.spike(reference_loss)
+        if spike:
+            out.append(("loss_spike", f"{spike}; {try_lr}"))
+        dead = {n: f for n, f in self.dead.items() if f >= DEAD_FRACTION}
         if self.probes_with_grads >= 1 and self.zero_hidden_all:
             if zero_init:
                 out.append(("zero_init", ZERO_INIT_TEXT))
-            else:
+            elif not dead:
                 out.append(("zero_gradients", "the gradients of every hidden layer's weights are exactly zero at "
                             "every check, so the hidden layers never change; if all their ReLUs are dead, lower the "
-                            "learning rate or use he_normal initialisation"))
-        dead = {n: f for n, f in self.dead.items() if f >= DEAD_FRACTION}
-        if dead and not out:
-            names = " and ".join(f"{f:.0%} of the units of {n}" for n, f in dead.items())
-            out.append(("dead_relu", f"{names} output zero for every example of an evaluation batch "
-                        "(dead ReLUs): almost nothing flows through, so the layers before them barely learn; lower "
-                        f"the learning rate {lr:g} or use he_normal initialisation"))
+                            f"learning rate ({try_lr}) or use he_normal initialisation"))
+        if dead and not any(k == "zero_init" for k, _ in out):
+            names = " and ".join(f"every ReLU of {n} is dead" if f >= 1.0 else f"{f:.0%} of the ReLUs of {n} are dead"
+                                 for n, f in dead.items())
+            cure = "the cost jump killed them" if spike or "loss_spike" in self.reported else \
+                f"lower the learning rate {_fmt_lr(lr)} ({try_lr}) or use he_normal initialisation"
+            out.append(("dead_relu", f"{names}: they output zero for every example of an evaluation batch (dead "
+                        f"ReLUs), so almost nothing flows through and the layers before them barely learn; {cure}"))
         if final and not out and self.cost_points >= 8:
             k = max(1, min(self.KEEP, self.cost_points // 4))
             first = sum(self.first_costs[:k]) / k
@@ -309,3 +355,33 @@ class Watch:
     @classmethod
     def from_dict(cls, data: dict) -> "Watch":
         return cls(**data)
+
+
+_WEIGHTED_KINDS = ("fc", "conv1d", "conv2d", "batchnorm")
+
+
+def diagnosis_layer(kind: str | None, payload: dict, kinds: list[str], *, dead: dict | None = None) -> dict | None:
+    """The layer whose weight/gradient histogram a diagnosis points at: ``{"layer": index, "layer_name"}`` or None.
+
+    ``dead_relu``: the weighted layer feeding the deadest ReLU of ``dead`` (``{relu module: fraction}``,
+    as probed at the diagnosis's step). ``diverged``: in the replayed records of the divergence
+    event, the last layer whose gradient norm was not finite, else the one with the largest norm.
+    ``kinds``: the spec's layer kinds, in order (module names follow them, ``builder.layer_names``).
+    """
+    from ..builder import layer_names
+    names = layer_names(kinds)
+    at = None
+    if kind == "dead_relu" and dead:
+        worst = max(((f, n) for n, f in dead.items() if f >= DEAD_FRACTION and n in names), default=None)
+        if worst is not None:
+            j = names.index(worst[1])
+            at = next((i for i in range(j - 1, -1, -1) if kinds[i] in _WEIGHTED_KINDS), None)
+    elif kind == "diverged":
+        for record in reversed(payload.get("records") or []):
+            norms = {n: float(v) for n, v in (record.get("layer_grad_norms") or {}).items() if n in names}
+            if norms:
+                bad = [n for n, v in norms.items() if not math.isfinite(v)]
+                name = bad[-1] if bad else max(norms, key=norms.get)
+                at = names.index(name)
+                break
+    return None if at is None else {"layer": at, "layer_name": names[at]}

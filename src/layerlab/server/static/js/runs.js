@@ -3,12 +3,18 @@
 
 import { api, isAbort, latest } from './api.js';
 import { dom, h, toast } from './dom.js';
-import { duration, int, pct, toNum, when } from './format.js';
+import { compact, duration, int, pct, toNum, when } from './format.js';
+import { examplesAxis, scaleToggle, yScale } from './charts.js';
+import { renderBadge } from './dashboard.js';
 
 const POLL_MS = 1500;
 const COLORS = ['#2357d6', '#e8590c', '#2b8a3e', '#ae3ec9', '#c92a2a', '#1098ad', '#f08c00', '#5c940d', '#862e9c', '#364fc7'];
 
-const page = { active: false, timer: null, runs: [], selected: new Set(), renaming: null, series: new Map(), filterTimer: null };
+// series: `${id}:${metric}` -> {status, points}; a series fetched while its run was active is fetched again until
+// it has been read with the run over (the final rows: the end's evaluation comes after the last live point).
+const page = { active: false, timer: null, runs: [], selected: new Set(), renaming: null, series: new Map(), filterTimer: null,
+  scale: null };
+const isActive = (status) => ['queued', 'running'].includes(status);
 
 export function initRuns(meta) {
   dom.runsStatus.append(...['queued', 'running', 'finished', 'stopped', 'diverged', 'failed', 'interrupted']
@@ -24,6 +30,9 @@ export function initRuns(meta) {
     drawCompare();
   });
   dom.runsDelete.addEventListener('click', deleteSelected);
+  page.scale = scaleToggle('log scale', () => drawCompare());
+  page.scale.box.setAttribute('aria-label', 'Compare chart: logarithmic y axis');
+  dom.compareMetric.closest('label').after(page.scale.el);
 }
 
 export function showRunsPage(active) {
@@ -47,15 +56,21 @@ async function refresh() {
     const pool = out.pool ? ` · workers: ${out.pool.running.length}/${out.pool.workers} busy, ${out.pool.queued.length} waiting` : '';
     dom.runsCount.textContent = `${out.runs.length} run${out.runs.length === 1 ? '' : 's'}${pool}`;
     if (before !== JSON.stringify(page.runs) && page.renaming === null) renderTable();
-    if (page.runs.some((r) => page.selected.has(r.id) && ['queued', 'running'].includes(r.status))) drawCompare(true);
+    if (page.runs.some((r) => page.selected.has(r.id) && stale(r))) drawCompare();
   } catch (err) {
     if (!isAbort(err)) dom.runsCount.textContent = `could not list runs: ${err.message}`;
   }
 }
 
+// Whether a ticked run's plotted series may lack rows: it is active, or was when it was fetched.
+function stale(run) {
+  const cached = page.series.get(`${run.id}:${dom.compareMetric.value}`);
+  return !cached || isActive(run.status) || cached.status !== run.status;
+}
+
 function renderTable() {
   const rows = page.runs.map((r) => row(r));
-  dom.runsBody.replaceChildren(...(rows.length ? rows : [h('tr', { class: 'empty' }, h('td', { colspan: 11 },
+  dom.runsBody.replaceChildren(...(rows.length ? rows : [h('tr', { class: 'empty' }, h('td', { colspan: 14 },
     'No runs yet. Build a model and press Train, or run `layerlab train PRESET --db SAME` in a terminal.'))]));
   dom.runsDelete.disabled = page.selected.size === 0;
   dom.runsAll.checked = page.runs.length > 0 && page.runs.every((r) => page.selected.has(r.id));
@@ -75,10 +90,14 @@ function row(r) {
     h('td', { class: 'col-check' }, check),
     h('td', { class: 'num' }, r.id),
     h('td', { class: 'name' }, nameCell),
-    h('td', {}, h('span', { class: `status-badge ${r.status}` }, r.status),
+    h('td', {}, badge(r),
       r.queue_position ? h('span', { class: 'muted small' }, ` #${r.queue_position} in queue`) : null),
     h('td', {}, r.dataset),
     h('td', { class: 'model', title: r.model }, r.model),
+    h('td', {}, r.optimizer ?? '—'),
+    h('td', { class: 'num' }, r.lr === null || r.lr === undefined ? '—' : String(toNum(r.lr))),
+    h('td', { class: 'num', title: r.params === null || r.params === undefined ? 'known when the run has ended' : `${int(r.params)} trainable parameters` },
+      r.params === null || r.params === undefined ? '—' : compact(r.params)),
     h('td', { class: 'num' }, pct(r.best_test_accuracy, 2)),
     h('td', { class: 'num' }, int(r.examples)),
     h('td', { class: 'num' }, duration(r.duration_s)),
@@ -87,6 +106,12 @@ function row(r) {
       h('a', { class: 'btn small ghost', href: `#/run/${r.id}` }, 'Open'),
       h('button', { type: 'button', class: 'btn small ghost', onclick: () => { page.renaming = r.id; renderTable(); } }, 'Rename'),
       h('button', { type: 'button', class: 'btn small ghost danger', onclick: () => deleteRuns([r.id]) }, 'Delete')));
+}
+
+function badge(r) {
+  const el = h('span', {});
+  renderBadge(el, r);
+  return el;
 }
 
 function renameInput(r) {
@@ -140,21 +165,26 @@ async function drawCompare(reload = false) {
   for (const [n, id] of ids.entries()) {
     const run = page.runs.find((r) => r.id === id);
     const key = `${id}:${metric}`;
-    if (reload || !page.series.has(key) || ['queued', 'running'].includes(run.status)) {
+    if (reload || stale(run)) {
       try {
         const out = await api(`/api/runs/${id}/series?names=${metric}`);
-        page.series.set(key, out.series[metric] || []);
-      } catch (err) { page.series.set(key, []); }
+        page.series.set(key, { status: out.run.status, points: out.series[metric] || [] });
+      } catch (err) { page.series.set(key, { status: null, points: [] }); }
     }
-    const pts = page.series.get(key);
+    const pts = page.series.get(key).points;
     traces.push({ type: 'scatter', mode: 'lines', name: `#${id} ${run.name}`, x: pts.map((p) => p[0]),
       y: pts.map((p) => { const v = toNum(p[1]); return Number.isFinite(v) ? v : null; }), line: { color: COLORS[n % COLORS.length], width: 2 } });
   }
   const acc = metric.endsWith('accuracy');
+  const ys = traces.flatMap((t) => t.y);
+  const type = acc ? 'linear' : yScale(page.scale, ys);  // a diverged run's cost must not flatten every curve
+  page.scale.el.hidden = acc;
+  const maxX = Math.max(0, ...traces.flatMap((t) => t.x));
   Plotly.react(dom.chartCompare, traces, {
     height: 380, margin: { l: 52, r: 12, t: 8, b: 40 }, font: { family: 'system-ui, sans-serif', size: 11, color: '#3b4452' },
-    xaxis: { title: { text: 'examples trained' }, gridcolor: '#eef0f3', zeroline: false, tickformat: '~s' },
-    yaxis: { gridcolor: '#eef0f3', zeroline: false, ...(acc ? { tickformat: '.0%', range: [0, 1.02] } : { rangemode: 'tozero' }) },
+    xaxis: { title: { text: 'examples trained' }, gridcolor: '#eef0f3', zeroline: false, ...examplesAxis(maxX) },
+    yaxis: { gridcolor: '#eef0f3', zeroline: false, type,
+      ...(acc ? { tickformat: '.0%', range: [0, 1.02] } : (type === 'log' ? { autorange: true } : { rangemode: 'tozero' })) },
     legend: { orientation: 'h', y: -0.18 }, paper_bgcolor: '#fff', plot_bgcolor: '#fff', uirevision: 'keep', showlegend: true,
   }, { displayModeBar: false, responsive: true });
 }
