@@ -85,6 +85,8 @@ def format_path(loc: tuple | list) -> str:
 
 
 def _got(value: Any) -> str:
+    if value is None:  # an empty field in the browser, `units:` with no value in YAML
+        return "nothing (the field is empty)"
     return repr(value) if isinstance(value, str) else str(value)
 
 

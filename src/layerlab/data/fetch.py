@@ -29,7 +29,7 @@ from .readers import CIFAR_RECORD, DEFAULT_CONTENT_LIMIT, decompress, read_bytes
 
 __all__ = ["SYSTEM_DATA_DIR", "search_dirs", "candidates", "locate", "find_file", "file_problems", "default_dest",
            "resolve_mirrors", "content_limit", "verify_file", "verify_bytes", "fetch", "missing_message",
-           "Progress"]
+           "Progress", "FetchFailed", "public_text"]
 
 Progress = Callable[[str, int, "int | None"], None]
 
@@ -133,6 +133,31 @@ def available(name: str) -> bool:
     """Whether data set ``name`` can be loaded without downloading (bundled, generated, or its files found)."""
     info = get_info(name)
     return not info.files or locate(name) is not None
+
+
+class FetchFailed(DataError):
+    """Files of a data set that are neither here nor downloadable; ``attempts`` lists what was tried.
+
+    ``str()`` is the full message for the CLI (where it looked, how to install by hand);
+    ``summary`` is the short, path-free one a web page shows.
+    """
+
+    def __init__(self, message: str, *, name: str, attempts: list[str]):
+        super().__init__(message)
+        self.name, self.attempts = name, list(attempts)
+
+    @property
+    def summary(self) -> str:
+        tried = "; ".join(public_text(a, self.name) for a in self.attempts) or "no mirror was tried"
+        return f"data set {self.name!r} could not be downloaded: {tried}"
+
+
+def public_text(text: str, name: str) -> str:
+    """``text`` with this machine's data folders for ``name`` (and the home folder) left out: for web pages."""
+    for d in sorted({str(p) for p in search_dirs(name)} | {str(default_dest(name))}, key=len, reverse=True):
+        text = text.replace(d, "the server's data folder")
+    home = str(Path.home())
+    return text.replace(home + "/", "~/") if len(home) > 1 else text
 
 
 def _sha(data: bytes) -> str:
@@ -327,5 +352,5 @@ def fetch(name: str, *, mirrors: list[str] | None = None, dest: Path | str | Non
         else:
             if not bases:
                 attempts.append("no mirrors configured")
-            raise DataError(missing_message(info, attempts))
+            raise FetchFailed(missing_message(info, attempts), name=name, attempts=attempts)
     return dest

@@ -6,11 +6,9 @@ the builder, so it only parses and walks shapes (a few milliseconds) and never l
 from __future__ import annotations
 
 import functools
-import json
 import math
 from typing import Any
 
-import yaml
 from fastapi import APIRouter, Body, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
@@ -19,6 +17,7 @@ from ..data import DATASETS
 from ..errors import NotFound, Problem, SpecError
 from ..init import INITIALISERS
 from ..layers import catalogue_json
+from ..metric_defs import definitions_json
 from ..presets import preset_data, preset_description, preset_names
 from ..shapes import CheckResult, check
 from ..prepare import PreparedRun, inspect_run, prepare_run, spec_object
@@ -27,7 +26,8 @@ from ..spec import (MAX_SUBSET, OPTIMIZER_PARAMS, OPTIMIZERS, DataSpec, TrainSpe
 from .datacache import check_index, dataset_json, stats_json
 from .images import example_png
 from .openapi import error_responses
-from .schemas import (CheckOut, DatasetOut, DatasetStatsOut, InitOut, LayerKind, MetaOut, OptimizersOut, ParsedSpec,
+from .schemas import (CheckOut, DatasetOut, DatasetStatsOut, DownloadOut, InitOut, LayerKind, MetaOut, MetricDefOut,
+                      OptimizersOut, ParsedSpec,
                       PredictOut, PresetOut, PresetRow, SpecExport, SpecText)
 
 __all__ = ["router", "check_data", "field_json"]
@@ -111,7 +111,14 @@ def meta(request: Request) -> dict:
         "datasets": [dataset_json(n) for n in DATASETS], "inits": [i.to_json() for i in INITIALISERS.values()],
         "optimizers": optimizers_json(), "train_fields": field_json(TrainSpec), "data_fields": field_json(DataSpec),
         "workers": request.app.state.pool.workers if request.app.state.pool else 0,
+        "metrics": definitions_json(),
     }
+
+
+@router.get("/metrics", summary="What each dashboard number means (the same words as docs/metrics.md)",
+            response_model=None, responses={200: {"model": list[MetricDefOut]}})
+def metric_definitions() -> list[dict]:
+    return definitions_json()
 
 
 @router.get("/layers", summary="The layer catalogue with parameter schemas",
@@ -160,6 +167,21 @@ def datasets() -> list[dict]:
             response_model=None, responses={200: {"model": DatasetOut}, **error_responses(404)})
 def dataset(name: str = DatasetName()) -> dict:
     return dataset_json(_known(name))
+
+
+@router.get("/datasets/{name}/download", summary="The state and progress of the data set's download",
+            response_model=None, responses={200: {"model": DownloadOut}, **error_responses(404)})
+def download_status(request: Request, name: str = DatasetName()) -> dict:
+    return request.app.state.downloads.status(name)
+
+
+@router.post("/datasets/{name}/download", status_code=202,
+             summary="Download the data set's files on the server, verified; poll the GET for progress",
+             response_model=None, responses={202: {"model": DownloadOut, "description": "The download job, "
+                                                   "started (or already running)"}, **error_responses(
+                 404, 409, s409="Conflict: the data set is bundled or generated and has no files to download")})
+def download_start(request: Request, name: str = DatasetName()) -> dict:
+    return request.app.state.downloads.start(name)
 
 
 def _known(name: str) -> str:
@@ -270,9 +292,7 @@ def export(body: SpecExport) -> Response:
     check_spec_shape(body.spec)  # too deep, too big, or a lone surrogate (\ud800) that UTF-8 cannot encode
     name = str(body.spec.get("name") or "spec")
     safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in name)[:80] or "spec"
-    if body.format == "json":
-        text, media = json.dumps(body.spec, indent=2, ensure_ascii=False) + "\n", "application/json"
-    else:
-        text, media = yaml.safe_dump(body.spec, sort_keys=False, allow_unicode=True), "application/yaml"
+    from ..export.spec import SPEC_MEDIA, spec_text  # one writer of spec files: this route and the run export
+    text, media = spec_text(body.spec, body.format), SPEC_MEDIA[body.format]
     return Response(text, media_type=media,
                     headers={"Content-Disposition": f'attachment; filename="{safe}.{body.format}"'})

@@ -7,7 +7,8 @@
 import { api, isAbort, latest } from './api.js';
 import { CLS, SEL, dom, h, toast } from './dom.js';
 import { int, pct, shape } from './format.js';
-import { defaultParams, draftToSpec, emptyDraft, layerFromEntry, nextUid, specToDraft, state } from './state.js';
+import { initDownload, showDownloadFor } from './download.js';
+import { defaultParams, draftToSpec, emptyDraft, layerFromEntry, nextUid, optimizerKeys, specToDraft, state } from './state.js';
 
 const CHECK_DELAY = 150;
 const PREDICT_DELAY = 200;
@@ -18,16 +19,19 @@ const emit = (name, ...args) => listeners[name].forEach((fn) => fn(...args));
 
 let checkTimer = null, predictTimer = null, statsKey = '', lastPredictKey = '';
 export let lastCheck = null;      // the check result of the current draft (null while pending)
+let edited = false;               // the user changed the draft since it was last loaded
+let scopeRun = null;              // the run the dashboard shows while the draft is edited (setDraftScope)
 
 // ------------------------------------------------------------------ start-up
 
 export function initBuilder() {
-  const images = [], other = [];
-  for (const d of Object.values(state.datasets)) (d.images ? images : other).push(d);
-  const dsOption = (d) => h('option', { value: d.name }, d.name + (d.available ? '' : ' (not downloaded)'));
-  dom.dataset.replaceChildren(
-    h('optgroup', { label: 'Images' }, images.map(dsOption)),
-    h('optgroup', { label: 'Toy and tabular' }, other.map(dsOption)));
+  renderDatasetOptions();
+  initDownload((name) => {  // a finished download: the set is here now, check the draft again
+    renderDatasetOptions();
+    statsKey = '';
+    renderData();
+    scheduleCheck();
+  });
   const norm = state.meta.data_fields.find((f) => f.name === 'normalize');
   dom.normalize.replaceChildren(...norm.choices.map((c) => h('option', { value: c }, c)));
   dom.preset.replaceChildren(h('option', { value: '' }, 'Custom (empty)'),
@@ -36,6 +40,17 @@ export function initBuilder() {
   dom.optimizer.replaceChildren(...state.meta.optimizers.names.map((o) => h('option', { value: o }, o)));
   dom.init.replaceChildren(...Object.values(state.inits).map((i) => h('option', { value: i.name, title: i.doc }, i.name)));
   wire();
+}
+
+function renderDatasetOptions() {
+  const images = [], other = [];
+  for (const d of Object.values(state.datasets)) (d.images ? images : other).push(d);
+  const dsOption = (d) => h('option', { value: d.name }, d.name + (d.available ? '' : ' (not downloaded)'));
+  const chosen = dom.dataset.value;
+  dom.dataset.replaceChildren(
+    h('optgroup', { label: 'Images' }, images.map(dsOption)),
+    h('optgroup', { label: 'Toy and tabular' }, other.map(dsOption)));
+  if (chosen) dom.dataset.value = chosen;
 }
 
 function wire() {
@@ -83,26 +98,53 @@ export function newDraft() {
   state.draft = emptyDraft(dataset);
   state.preset = '';
   renderAll();
+  edited = false;
 }
 
-export function loadSpec(spec) {
+export function loadSpec(spec, { preset: menu = '' } = {}) {  // menu: the "Start from" choice to show (a shared link's)
   const { draft, preset } = specToDraft(spec);
   state.draft = draft;
-  state.preset = preset;
+  state.preset = menu && state.presets[menu] ? menu : preset;
   renderAll();
+  edited = false;
 }
 
 export function currentSpec() {
   return draftToSpec(state.draft);
 }
 
+// The draft as it is now, to put back with `restore` (the Undo of a preset or of Runs → Open).
+export function snapshot() {
+  return { draft: structuredClone(state.draft), preset: state.preset, edited };
+}
+
+export function restore(snap) {
+  state.draft = structuredClone(snap.draft);
+  state.preset = snap.preset;
+  renderAll();
+  edited = snap.edited;
+}
+
+// Whether the draft holds edits of the user's since it was last loaded (which replacing it would lose).
+export const isEdited = () => edited;
+
+// A toast with Undo after the draft was replaced: `after` runs once it is put back (e.g. leave the run).
+export function offerUndo(before, text, after = () => {}) {
+  toast(text, { ms: 12000, action: { label: 'Undo', run: () => { restore(before); after(); userChange(); dom.preset.focus(); } } });
+}
+
 function choosePreset(name) {
+  const before = snapshot();
+  const modelOf = (draft) => JSON.stringify(draftToSpec(draft).model);
   state.preset = name;
   state.draft.layers = name ? state.presets[name].spec.model.map(layerFromEntry) : [];
   renderLayers();
   userChange();
   const first = dom.layers.querySelector(SEL.layerCard);
   (first || dom.addLayer).focus();
+  if (before.draft.layers.length && modelOf(before.draft) !== modelOf(state.draft)) {
+    offerUndo(before, name ? `The model was replaced by the preset ${name}.` : 'The layers were cleared.');
+  }
 }
 
 // ------------------------------------------------------------------ rendering the forms
@@ -131,6 +173,7 @@ function renderData() {
   if (info?.train_size) dom.trainSize.max = info.train_size; else dom.trainSize.removeAttribute('max');
   if (info?.test_size) dom.testSize.max = info.test_size; else dom.testSize.removeAttribute('max');
   dom.datasetDoc.textContent = info ? info.doc : '';
+  showDownloadFor(data.dataset);
   dom.inputShape.innerHTML = '';
   if (info) dom.inputShape.append(h('b', {}, shape(info.input_shape)), ` ${info.images ? 'image' : 'values'}`);
   loadStats();
@@ -138,7 +181,12 @@ function renderData() {
 
 function renderTraining() {
   const t = state.draft.train;
+  dom.optimizer.querySelectorAll('option.unknown').forEach((o) => o.remove());
   dom.optimizer.value = t.optimizer;
+  if (dom.optimizer.value !== t.optimizer) {  // an unknown optimiser from a file: show it, the check explains
+    dom.optimizer.append(h('option', { value: t.optimizer, class: 'unknown' }, `${t.optimizer} (unknown)`));
+    dom.optimizer.value = t.optimizer;
+  }
   dom.batchSize.value = t.batch_size ?? '';
   dom.seed.value = t.seed ?? '';
   const initName = typeof t.init === 'string' ? t.init : Object.keys(t.init || {})[0] || 'default';
@@ -161,10 +209,10 @@ function renderBudget() {
 
 function renderOptParams() {
   const t = state.draft.train;
-  const keys = state.meta.optimizers.params[t.optimizer] || [];
+  const keys = optimizerKeys(t);
   dom.optParams.replaceChildren(...keys.map((key) => {
     const f = state.trainFields[key];
-    const input = h('input', { type: 'number', step: 'any', 'data-field': `train.${key}`, title: f.doc, 'aria-describedby': null });
+    const input = numberInput(`train.${key}`, 'number', f.doc);
     setRange(input, f);
     input.value = t[key] ?? '';
     input.addEventListener('input', () => { t[key] = readNumber(input, 'number'); userChange(); });
@@ -222,6 +270,7 @@ function kindSelect(layer, i) {
     card.querySelector('.card-doc').textContent = state.kinds[layer.kind]?.category || '';
     card.title = state.kinds[layer.kind]?.doc || '';
     structureChange();
+    focusCard(i, 'select');  // the cards were drawn anew: keep the keyboard where it was
   });
   return select;
 }
@@ -253,8 +302,9 @@ function paramsBox(layer, i) {
   for (const p of entry?.params || []) {
     const field = `model[${i}].${layer.kind}.${p.name}`;
     const control = p.name === 'init'
-      ? initSelect(layer, field)
+      ? initSelect(layer, field, i)
       : paramControl(p, layer.params[p.name], (v) => { layer.params[p.name] = v; userChange(); }, field);
+    control.setAttribute('aria-label', `Layer ${i + 1} ${layer.kind} ${p.name}`);  // "units" alone names every layer's
     box.append(p.type === 'boolean'
       ? h('label', { title: p.doc }, control, p.name)
       : h('label', { title: p.doc + rangeText(p) }, p.name, control));
@@ -262,8 +312,8 @@ function paramsBox(layer, i) {
   return box;
 }
 
-function initSelect(layer, field) {
-  const select = h('select', { 'data-field': field, 'aria-label': 'layer initialiser' },
+function initSelect(layer, field, i) {
+  const select = h('select', { 'data-field': field, 'aria-label': `Layer ${i + 1} initialiser` },
     h('option', { value: '' }, '(model’s)'),
     Object.keys(state.inits).map((n) => h('option', { value: n }, n)));
   select.value = typeof layer.params.init === 'string' ? layer.params.init : '';
@@ -295,11 +345,17 @@ function paramControl(p, value, set, field) {
     });
     return t;
   }
-  const input = h('input', { type: 'number', 'data-field': field, step: p.type === 'integer' ? '1' : 'any' });
+  const input = numberInput(field, p.type);
   setRange(input, p);
   input.value = value ?? '';
   input.addEventListener('input', () => set(readNumber(input, p.type)));
   return input;
+}
+
+// A number field is a text field: what was typed reaches the check as typed ("abc" is named, not lost as null).
+function numberInput(field, type, title) {
+  return h('input', { type: 'text', class: 'num', inputmode: type === 'integer' ? 'numeric' : 'decimal',
+    autocomplete: 'off', spellcheck: 'false', 'data-field': field, title });
 }
 
 function setRange(input, f) {
@@ -318,13 +374,15 @@ function rangeText(p) {
   return parts.length ? ` (${parts.join(', ')})` : '';
 }
 
-// '' -> null; a number as typed (the checker reports bad ones); text that is no number -> the text.
-function readNumber(input, type) {
-  const raw = input.value.trim();
-  if (raw === '') return input.validity.badInput ? input.value : null;
+// '' -> null; a decimal number as typed -> the number (the checker judges its range and type);
+// anything else ("abc", "0x10", "Infinity") -> the text itself, which the check names in its message.
+const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
+function readNumber(input) {
+  const raw = input.value.trim().replace(/[\s_]/g, '');
+  if (raw === '') return null;
+  if (!DECIMAL.test(raw)) return input.value.trim();
   const x = Number(raw);
-  if (Number.isNaN(x)) return raw;
-  return type === 'integer' && Number.isInteger(x) ? x : x;
+  return Number.isFinite(x) ? x : input.value.trim();
 }
 
 function suggestKind(i) {
@@ -398,6 +456,7 @@ function structureChange() {
 // ------------------------------------------------------------------ checking
 
 function userChange() {
+  edited = true;
   emit('userChange');
   scheduleCheck();
 }
@@ -428,11 +487,14 @@ async function runCheck() {
 function applyCheck(result) {
   const problems = result.problems || [], warnings = result.warnings || [];
   const cards = dom.layers.querySelectorAll(SEL.layerCard);
+  // Shapes are walked only for a spec whose fields all parse: a bad parameter marks its own card,
+  // and the others are neither dimmed nor said to be unchecked because of it.
+  const shapesRan = (result.layers || []).length > 0;
   cards.forEach((card, i) => {
     const row = result.layers?.[i];
     const status = row?.status || 'unchecked';
     card.classList.toggle('error', status === 'error' || problems.some((p) => p.layer === i && !objective(p)));
-    card.classList.toggle('unchecked', status === 'unchecked' && problems.length > 0);
+    card.classList.toggle('unchecked', shapesRan && status === 'unchecked' && problems.length > 0);
     const mine = problems.filter((p) => p.layer === i);
     const warns = warnings.filter((w) => w.layer === i);
     card.classList.toggle('warn', !mine.length && warns.length > 0);
@@ -440,12 +502,13 @@ function applyCheck(result) {
     shapeEl.replaceChildren();
     if (row?.input_shape) {
       shapeEl.append(shape(row.input_shape), ' → ', h('b', {}, row.output_shape ? shape(row.output_shape) : '✗'));
-    } else if (status === 'unchecked' && problems.length) {
+    } else if (shapesRan && status === 'unchecked' && problems.length) {
       shapeEl.append('not checked: an earlier layer is broken');
     }
     card.querySelector(SEL.pcount).textContent = row && row.params ? `${int(row.params)} params` : '';
     const msg = card.querySelector(SEL.msg);
-    msg.replaceChildren(...mine.map((p) => h('div', {}, h('div', { class: 'msg' }, p.message), p.hint ? h('div', { class: 'fix' }, p.hint) : null)),
+    msg.replaceChildren(...mine.map((p) => h('div', {}, h('div', { class: 'msg' }, '✗ ', paramOf(p), p.message),
+      p.hint ? h('div', { class: 'fix' }, p.hint) : null)),
       ...warns.map((w) => h('div', { class: 'wmsg' }, '⚠ ', w.message, w.hint ? ` — ${w.hint}` : '')));
   });
   // Fields outside the stack (data, training, name) carry the problems that name them.
@@ -456,7 +519,7 @@ function applyCheck(result) {
     const el = document.querySelector(SEL.fieldOf(p.field)) || document.querySelector(SEL.fieldOf(p.field.split('.').slice(0, 2).join('.')));
     if (!el) continue;
     el.setAttribute('aria-invalid', 'true');
-    el.closest('label, fieldset')?.append(h('span', { class: 'field-error' }, p.message + (p.hint ? ` — ${p.hint}` : '')));
+    el.closest('label, fieldset')?.append(h('span', { class: 'field-error' }, '✗ ' + p.message + (hintOf(p) ? ` — ${hintOf(p)}` : '')));
   }
   for (const p of problems) {  // a bad layer parameter: mark its input too
     if (p.layer === null || p.layer === undefined || !p.field) continue;
@@ -478,6 +541,9 @@ function applyCheck(result) {
   dom.train.disabled = !result.valid;
 }
 
+// "units: " for a problem with model[1].fc.units: the card's message names the field it is about.
+const paramOf = (p) => (/^model\[\d+\]\.[^.]+\.(.+)$/.exec(p.field || '')?.[1] ?? '').replace(/^(.+)$/, '$1: ');
+
 // An objective problem (what the model ends with against the loss), not a broken shape rule.
 const objective = (p) => p.category === 'objective';
 
@@ -492,9 +558,26 @@ function labelText(info) {
   return info.task === 'classification' ? `class index (${info.num_classes} classes)` : `${info.output_size} target value(s)`;
 }
 
+// While a run's charts are shown and the draft is edited, the banner speaks of the draft only, briefly:
+// its warnings stay on its layer cards, not above another run's charts. null: the banner is the draft's.
+export function setDraftScope(runId) {
+  scopeRun = runId;
+  if (lastCheck) renderValidity(lastCheck);
+}
+
 function renderValidity(result) {
   const v = dom.validity;
   const problems = result.problems || [], warnings = result.warnings || [];
+  if (scopeRun !== null) {
+    const plural = (n, w) => `${n} ${w}${n === 1 ? '' : 's'}`;
+    v.className = `validity draft-scope ${result.valid ? 'ok' : 'bad'}`;
+    v.replaceChildren(h('span', { class: 'v-icon' }, result.valid ? '✓' : '✗'), h('div', {},
+      h('span', { class: 'v-title' }, `Your edited draft is ${result.valid ? 'valid' : 'invalid'}`),
+      ` — it is not run #${scopeRun}, whose charts are below. `,
+      result.valid ? 'Train starts a new run with it.' : `${plural(problems.length, 'problem')}: see the marked fields.`,
+      warnings.length ? ` ${plural(warnings.length, 'warning')} on its layer cards.` : ''));
+    return;
+  }
   if (result.valid) {
     v.className = 'validity ok';
     v.replaceChildren(h('span', { class: 'v-icon' }, '✓'), h('div', {},
@@ -509,9 +592,13 @@ function renderValidity(result) {
       ` — ${problems.length} problem${problems.length === 1 ? '' : 's'}; Train is disabled until it is fixed.`,
       h('ul', {}, problems.map((p) => h('li', {},
         p.where ? h('code', {}, p.where + ': ') : null, p.message,
-        p.hint ? h('div', { class: 'fix' }, p.hint) : null)))));
+        hintOf(p) ? h('div', { class: 'fix' }, hintOf(p)) : null)))));
   }
 }
+
+// The fix shown in the page: a data set that is not here is fetched with the Download button below the banner.
+const hintOf = (p) => (p.category === 'data' && !dom.downloadBox.hidden
+  ? 'press the Download button below, or pick another data set' : p.hint);
 
 // ------------------------------------------------------------------ untrained predictions
 
@@ -538,13 +625,20 @@ function schedulePredict(spec) {
 async function loadStats() {
   const d = state.draft.data;
   const q = new URLSearchParams();
-  if (d.train_size && Number.isInteger(d.train_size) && d.train_size > 0) q.set('train_size', d.train_size);
-  if (d.test_size && Number.isInteger(d.test_size) && d.test_size > 0) q.set('test_size', d.test_size);
+  const info = state.datasets[d.dataset];
+  // A subset the split cannot give is the check's to explain (in the banner), not a failed request here.
+  const fits = (v, max) => Number.isInteger(v) && v > 0 && (!max || v <= max);
+  if (fits(d.train_size, info?.train_size)) q.set('train_size', d.train_size);
+  if (fits(d.test_size, info?.test_size)) q.set('test_size', d.test_size);
   const key = `${d.dataset}?${q}`;
   if (key === statsKey) return;
   statsKey = key;
-  const info = state.datasets[d.dataset];
   if (!info) { dom.datasetStats.replaceChildren(); return; }
+  if (!info.available) {  // nothing to load until it is downloaded: no request, no error from the server
+    dom.datasetStats.replaceChildren(h('div', { class: 'muted' }, `${d.dataset} is not on the server yet: `
+      + 'the Download button beside the model check fetches it.'));
+    return;
+  }
   dom.datasetStats.replaceChildren(h('div', { class: 'loading muted' }, `Loading ${d.dataset}…`));
   try {
     const out = await latest('stats', `/api/datasets/${encodeURIComponent(d.dataset)}/stats?${q}`);

@@ -82,8 +82,13 @@ export function specToDraft(spec) {
   return { draft, preset };
 }
 
-function optimizerKeys(opt) {
-  return state.meta.optimizers.params[opt] || [];
+// The hyper-parameters shown and sent for the draft's optimiser. An unknown one (from a file) keeps
+// every hyper-parameter the file set, so the check still reports their problems next to the optimiser's.
+export function optimizerKeys(train) {
+  const known = state.meta.optimizers.params[train.optimizer];
+  if (known) return known;
+  const all = [...new Set(Object.values(state.meta.optimizers.params).flat())];
+  return all.filter((key) => key === 'lr' || JSON.stringify(train[key]) !== JSON.stringify(state.trainFields[key]?.default));
 }
 
 // Draft -> spec data, as /api/check and /api/runs take it: only what matters is written.
@@ -108,7 +113,7 @@ export function draftToSpec(draft) {
   });
   const t = draft.train;
   const train = { optimizer: t.optimizer };
-  for (const key of optimizerKeys(t.optimizer)) train[key] = t[key];
+  for (const key of optimizerKeys(t)) train[key] = t[key];
   train.batch_size = t.batch_size;
   if (draft.budget === 'examples') train.examples = t.examples;
   else train.epochs = t.epochs;
