@@ -107,6 +107,8 @@ def stop_run(request: Request, run_id: int = RunId) -> dict:
             return run_summary(run)
         raise RunConflict(f"run {run_id} is {run['status']}, not running: nothing to stop")
     store.request_stop(run_id)
+    if pool is not None and run["status"] == "queued":
+        pool.cancel(run_id)  # out of the queue at once: the runs behind it move up
     return run_summary(store.get_run(run_id))
 
 

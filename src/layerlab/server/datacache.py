@@ -5,7 +5,9 @@ Loading Fashion-MNIST takes about 0.3 s, so the last few loaded data sets (keyed
 together: the least recently used are dropped first, and one larger than that is refused. The server never downloads: a data set whose files
 are missing is ``DataUnavailable``, which says how to fetch it. Data are loaded by
 ``DataSpec.load``, as the trainer loads them, so test example ``i`` here is test example
-``i`` of a run.
+``i`` of a run. The warm workers of the pool keep their own ``DataCache`` of the data sets
+their runs train on (``refuse_larger=False``: a data set over the bound is loaded for that run
+and not kept), keyed also by device and by where the files are looked for.
 """
 from __future__ import annotations
 
@@ -14,10 +16,11 @@ from collections import OrderedDict
 
 from ..data import DATASETS, ResidentDataset, available, get_info
 from ..errors import DataError, DataTooLarge, spec_error
+from ..data.fetch import search_dirs
 from ..spec import DataSpec
 
 __all__ = ["DataCache", "DataTooLarge", "resident_bytes", "dataset_json", "available", "PREDICTION_COUNT",
-           "DEFAULT_CACHE_BYTES"]
+           "DEFAULT_CACHE_BYTES", "data_key"]
 
 PREDICTION_COUNT = 20  # the trainer's default: the first 20 test examples get prediction snapshots
 DEFAULT_CACHE_BYTES = 512 * 2**20  # tensors of the data sets the server keeps loaded, all together
@@ -44,11 +47,11 @@ class DataCache:
     than ``max_bytes`` is refused (``DataTooLarge``, 413) rather than kept.
     """
 
-    def __init__(self, size: int = 3, *, max_bytes: int = DEFAULT_CACHE_BYTES):
+    def __init__(self, size: int = 3, *, max_bytes: int = DEFAULT_CACHE_BYTES, refuse_larger: bool = True):
         if size < 1 or max_bytes < 1:
             raise ValueError(f"a data cache needs size >= 1 and max_bytes >= 1, got {size} and {max_bytes}")
-        self.size, self.max_bytes = size, int(max_bytes)
-        self._items: OrderedDict[str, tuple[ResidentDataset, int]] = OrderedDict()
+        self.size, self.max_bytes, self.refuse_larger = size, int(max_bytes), refuse_larger
+        self._items: OrderedDict[tuple, tuple[ResidentDataset, int]] = OrderedDict()
         self._lock = threading.Lock()
         self._loading: dict[str, threading.Lock] = {}
 
@@ -68,9 +71,19 @@ class DataCache:
             get_info(dataset)  # raises the catalogue's UnknownDataset
         return self.for_data_spec(DataSpec(dataset=dataset, **fields))
 
-    def for_data_spec(self, data_spec: DataSpec) -> ResidentDataset:
+    def holds(self, data_spec: DataSpec, *, device="cpu") -> bool:
+        """Whether ``data_spec`` on ``device`` is resident (a ``for_data_spec`` would not load)."""
+        with self._lock:
+            return _key(data_spec, device) in self._items
+
+    def resident(self) -> list[str]:
+        """``data_key`` of each resident data set, least recently used first."""
+        with self._lock:
+            return [key[0] for key in self._items]
+
+    def for_data_spec(self, data_spec: DataSpec, *, device="cpu") -> ResidentDataset:
         """The data a run of ``data_spec`` trains on, loaded by ``DataSpec.load`` like the trainer's."""
-        key = data_spec.model_dump_json()
+        key = _key(data_spec, device)
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)
@@ -84,8 +97,10 @@ class DataCache:
                 problems = data_spec.problems()
                 if problems:
                     raise spec_error(problems)  # DataUnavailable (409) when the files are all that is missing
-                data = data_spec.load(device="cpu")
+                data = data_spec.load(device=device)
                 nbytes = resident_bytes(data)
+                if nbytes > self.max_bytes and not self.refuse_larger:
+                    return data  # this caller's alone: not kept
                 if nbytes > self.max_bytes:
                     del data
                     raise DataTooLarge(f"{data_spec.dataset} as asked holds {nbytes / 2**20:,.0f} MiB in memory, more "
@@ -115,6 +130,16 @@ class DataCache:
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+
+
+def data_key(data_spec: DataSpec) -> str:
+    """What identifies a data set as asked (the ``DataSpec``'s JSON); the pool matches runs to workers by it."""
+    return data_spec.model_dump_json()
+
+
+def _key(data_spec: DataSpec, device) -> tuple:
+    # The same spec read from other files (LAYERLAB_DATA changed) or on another device is another data set.
+    return data_key(data_spec), str(device), tuple(map(str, search_dirs(data_spec.dataset)))
 
 
 def resident_bytes(data: ResidentDataset) -> int:
