@@ -1,5 +1,5 @@
 # layerlab: `make run` sets up and runs the main job; `make test` sets up and runs every test.
-.PHONY: setup run test test-fast bench clean
+.PHONY: setup run test test-fast bench clean study-tables
 
 setup:
 	@bash scripts/setup.sh
@@ -19,6 +19,11 @@ test: setup
 # The fast tier for the edit-test loop (under a minute here): no slow studies, no Ray, no browser.
 test-fast: setup
 	.venv/bin/python -m pytest -q -m "not slow and not browser"
+
+# Every study at full size (long: the classifiers and the autoencoder train for minutes), its tables
+# written into docs/studies.md between the marker comments; `make study-tables ONLY=init` runs one.
+study-tables: setup
+	.venv/bin/python scripts/study_tables.py $(foreach n,$(ONLY),--only $(n))
 
 clean:
 	rm -rf .venv .pytest_cache .hypothesis

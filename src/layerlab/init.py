@@ -15,7 +15,7 @@ from .errors import Problem
 from .lazy_torch import nn, torch  # imported when weights are first set, not to validate a spec
 from .params import Param, params_model, validate_params
 
-__all__ = ["Initialiser", "INITIALISERS", "parse_init", "apply_init", "init_names"]
+__all__ = ["Initialiser", "INITIALISERS", "parse_init", "apply_init", "init_names", "MODEL_BUILDER_CONV_STD"]
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,7 @@ class Initialiser:
     doc: str
     fill: Callable[[torch.Tensor, dict], None] | None
     params: tuple[Param, ...] = ()
+    source: str = ""  # where an initialiser copied from another tool was checked (docs/layers.md cites it)
 
     def to_json(self) -> dict:
         return {"name": self.name, "doc": self.doc, "params": [p.to_json() for p in self.params]}
@@ -46,6 +47,27 @@ def _variance_scaling(w: torch.Tensor, p: dict) -> None:
     else:  # truncated normal at 2 std, rescaled so the variance is as asked (Keras' constant)
         std = math.sqrt(var) / 0.87962566103423978
         nn.init.trunc_normal_(w, 0.0, std, -2 * std, 2 * std)
+
+
+# The deeplearn.js Model Builder (demos/model-builder/layer_builder.ts): a "Fully connected" layer
+# takes VarianceScalingInitializer() with its defaults (scale 1, fan_in, "normal"), which draws
+# truncatedNormal(0, sqrt(1 / fan_in)) (src/initializers.ts); a "Convolution" layer draws
+# randTruncatedNormal(0, 0.1); biases are zeros. Its truncated normal redraws any value beyond
+# 2 standard deviations (src/util.ts randGauss, later ops/rand_util.ts MPRandGauss) and, unlike
+# Keras, does not rescale: the std given is the std before truncation (about 0.88 of it after).
+MODEL_BUILDER_CONV_STD = 0.1
+MODEL_BUILDER_SOURCE = (
+    "deeplearn.js (PAIR-code/deeplearnjs, now tensorflow/tfjs-core): `demos/model-builder/layer_builder.ts` "
+    "(fc: `new VarianceScalingInitializer()` and `ZerosInitializer`; conv: `randTruncatedNormal(wShape, 0, 0.1)` "
+    "and zero bias), `src/initializers.ts` (VarianceScalingInitializer defaults scale 1, `fan_in`, `normal`, "
+    "drawing `truncatedNormal(shape, 0, sqrt(scale / n))`) and `src/util.ts` `randGauss(mean, std, truncated)` "
+    "(a draw beyond 2 std is redrawn; the std is not rescaled after truncation)")
+
+
+def _model_builder(w: torch.Tensor, p: dict) -> None:
+    fan_in, _ = _fans(w)
+    std = MODEL_BUILDER_CONV_STD if w.dim() > 2 else math.sqrt(1.0 / max(1, fan_in))
+    nn.init.trunc_normal_(w, 0.0, std, -2 * std, 2 * std)
 
 
 _INITS = [
@@ -74,6 +96,9 @@ _INITS = [
                  Param("mode", str, "fan_in", "which fan divides the scale", choices=("fan_in", "fan_out", "fan_avg")),
                  Param("distribution", str, "truncated_normal", "distribution to draw from",
                        choices=("truncated_normal", "normal", "uniform")))),
+    Initialiser("model-builder", "The deeplearn.js Model Builder's: fc weights from a normal of std sqrt(1/fan_in), "
+                "conv weights std 0.1, both cut at 2 std and not rescaled; zero bias.", _model_builder,
+                source=MODEL_BUILDER_SOURCE),
 ]
 INITIALISERS: dict[str, Initialiser] = {i.name: i for i in _INITS}
 _MODELS = {i.name: params_model(f"init_{i.name}", i.params) for i in _INITS}

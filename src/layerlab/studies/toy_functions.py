@@ -8,11 +8,19 @@ much it depends on its initialisation, plus the convnet initialised with all zer
 cannot learn at all (every hidden unit computes 0, so no gradient reaches the hidden
 weights; only the output bias moves, to the target's mean).
 
-Measured (test MSE, from the store): per function and model; the convnet's spread over seeds;
-the zero-initialised convnet's hidden weights after training (read from the weights artifact:
-still exactly zero). Figures: train and test loss curves per function, predicted-against-true
-scatter plots on the test set (every test example's prediction from the run's last
-prediction snapshot).
+The convnet is the exercise's: its conv1d pads by 1 ('same'), so the max-pool sees all 4
+positions; without the padding it sees 2 and most seeds cannot fit sum(x W).
+
+Measured (test MSE, from the store): per function and model; every convnet seed, and the
+fraction of seeds that *learn* each function (``learned``, below); the zero-initialised
+convnet's hidden weights after training (read from the weights artifact: still exactly zero).
+Figures: train and test loss curves per function, predicted-against-true scatter plots on the
+test set for the linear model, every convnet seed and the zero-initialised convnet (every test
+example's prediction from the run's last prediction snapshot).
+
+A seed learns a function when its test MSE is below ``LEARNED_VS_VARIANCE`` of the target's
+variance (it does much better than predicting the mean) and within ``LEARNED_VS_BEST`` times
+the best seed's test MSE (it is not stuck where the other seeds got past).
 """
 from __future__ import annotations
 
@@ -22,16 +30,27 @@ from pathlib import Path
 import numpy as np
 
 from ..spec import spec_data
+from ..textfmt import pct
 from .common import (Member, Timer, finite, fmt, last_predictions, out_dir_for, run_members, study_record,
                      weights_of)
 from .options import ToyFunctionsOptions
 from .record import StudyResult, Table, finish_record
 
-__all__ = ["NAME", "DOC", "run", "FUNCTIONS", "ToyFunctionsOptions"]
+__all__ = ["NAME", "DOC", "run", "FUNCTIONS", "ToyFunctionsOptions", "learned", "LEARNED_VS_VARIANCE",
+           "LEARNED_VS_BEST"]
 
 NAME = "toy-functions"
 DOC = "linear model vs toy convnet on sum(xW), max(x), logsumexp(xW); convnet seeds; all-zeros init"
 FUNCTIONS = {"linear": "sum(x W)", "max": "max(x)", "logsumexp": "log Σ exp(x W)"}
+LEARNED_VS_VARIANCE = 0.5   # test MSE below half the target variance: far better than predicting the mean
+LEARNED_VS_BEST = 2.0       # ... and within twice the best seed's test MSE: not stuck
+
+
+def learned(losses: list[float | None], variance: float) -> list[bool]:
+    """Per seed: did it learn the function (see the module's docstring)? A failed run did not."""
+    ok = [v for v in losses if v is not None]
+    best = min(ok, default=None)
+    return [v is not None and v < LEARNED_VS_VARIANCE * variance and v <= LEARNED_VS_BEST * best for v in losses]
 
 
 def _spec(preset: str, fn: str, *, seed: int, epochs: float, n_train: int, n_test: int,
@@ -72,8 +91,8 @@ def run(store, options: ToyFunctionsOptions | None = None, *, quick: bool = Fals
         result.figures = _figures(store, members, out)
         result.captions = {"curves": "Train and test loss (MSE, log scale) per function: linear model (blue), "
                                      "convnet from each seed (orange), convnet initialised with zeros (grey, dashed).",
-                           "scatter": "Predicted against true value for every test example; on the dashed diagonal "
-                                      "the prediction is exact."}
+                           "scatter": "Predicted against true value for every test example, one row per model and "
+                                      "convnet seed; on the dashed diagonal the prediction is exact."}
         result.text = _text(result.numbers)
         result.elapsed_s = timer.s
         finish_record(store, result)
@@ -95,12 +114,15 @@ def _numbers(store, members: list[Member], opts: ToyFunctionsOptions) -> dict:
         ok = [v for v in conv_losses if v is not None]
         zeros = _by(members, fn, "convnet-zeros")[0]
         lin = _by(members, fn, "linear")[0]
+        variance = float(ds.test.y.float().var(unbiased=False))
+        learnt = learned(conv_losses, variance)
         nums["functions"][fn] = {
-            "target_variance": float(ds.test.y.float().var(unbiased=False)),
+            "target_variance": variance,
             "linear": {"run_id": lin.run_id, "test_loss": finite(lin.measured.test_loss),
                        "train_loss": finite(lin.measured.train_loss), "status": lin.status},
             "convnet": {"run_ids": [m.run_id for m in conv], "test_losses": conv_losses,
-                        "statuses": [m.status for m in conv],
+                        "statuses": [m.status for m in conv], "learned": learnt,
+                        "learned_fraction": sum(learnt) / len(learnt) if learnt else None,
                         "median": statistics.median(ok) if ok else None, "min": min(ok, default=None),
                         "max": max(ok, default=None), "spread": (max(ok) / min(ok)) if ok and min(ok) > 0 else None},
             "convnet_zeros": {"run_id": zeros.run_id, "test_loss": finite(zeros.measured.test_loss),
@@ -109,6 +131,8 @@ def _numbers(store, members: list[Member], opts: ToyFunctionsOptions) -> dict:
     f = nums["functions"]
     nums["linear_loss_ratio_linear_vs_max"] = (f["linear"]["linear"]["test_loss"] / f["max"]["linear"]["test_loss"]
                                                if f["max"]["linear"]["test_loss"] else None)
+    nums["convnet_learns_all_fraction"] = (sum(all(f[fn]["convnet"]["learned"][s] for fn in FUNCTIONS)
+                                               for s in range(opts.seeds)) / opts.seeds)
     nums["zero_init_hidden_unchanged"] = all(f[fn]["convnet_zeros"]["hidden_weights_zero"] for fn in FUNCTIONS)
     return nums
 
@@ -134,10 +158,12 @@ def _tables(nums: dict, opts: ToyFunctionsOptions) -> list[Table]:
             ["(predicting the mean: target variance)", *[fmt(f[fn]["target_variance"]) for fn in FUNCTIONS]]]
     main = Table("Test loss (MSE) per function and model", cols, rows,
                  note="Lower is better; the last row is the loss of a constant prediction of the mean.")
-    seed_rows = [[f"seed {s}", *[fmt(f[fn]["convnet"]["test_losses"][s]) for fn in FUNCTIONS]]
-                 for s in range(opts.seeds)]
+    seed_rows = [[f"seed {s}", *[_seed_cell(f[fn]["convnet"], s) for fn in FUNCTIONS]] for s in range(opts.seeds)]
+    seed_rows.append(["seeds that learn it", *[_fraction(f[fn]["convnet"]["learned"]) for fn in FUNCTIONS]])
     seeds = Table("Toy convnet: test loss by initialisation seed", ["seed", *cols[1:]], seed_rows,
-                  note="Same data, same training; only the initial weights differ.")
+                  note=f"Same data, same training; only the initial weights differ. ✓ learned: test MSE below "
+                       f"{LEARNED_VS_VARIANCE:g} × the target variance and within {LEARNED_VS_BEST:g} × the best "
+                       f"seed's.")
     zero_rows = [[FUNCTIONS[fn], "yes" if f[fn]["convnet_zeros"]["hidden_weights_zero"] else "no",
                   fmt(f[fn]["convnet_zeros"]["hidden_weight_max_abs"]), fmt(f[fn]["convnet_zeros"]["output_weight_max_abs"]),
                   fmt(f[fn]["convnet_zeros"]["test_loss"]), fmt(f[fn]["target_variance"])] for fn in FUNCTIONS]
@@ -145,6 +171,14 @@ def _tables(nums: dict, opts: ToyFunctionsOptions) -> list[Table]:
                   ["function", "hidden weights still 0", "max |hidden weight|", "max |output weight|",
                    "test loss", "target variance"], zero_rows)
     return [main, seeds, zeros]
+
+
+def _seed_cell(conv: dict, s: int) -> str:
+    return f"{fmt(conv['test_losses'][s])} {'✓' if conv['learned'][s] else '✗'}"
+
+
+def _fraction(flags: list[bool]) -> str:
+    return f"{sum(flags)} of {len(flags)}"
 
 
 def _figures(store, members: list[Member], out: Path) -> dict[str, Path]:
@@ -169,14 +203,12 @@ def _figures(store, members: list[Member], out: Path) -> dict[str, Path]:
     figures = {"curves": curves_figure(series, out / "curves.png", metrics=metrics, colours=colours, styles=styles,
                                        log_y=True, title="Train and test loss (MSE) per function and model")}
     rows, row_titles = [], []
-    for model, title in (("linear", "linear"), ("convnet", "convnet (best seed)"),
-                         ("convnet-zeros", "convnet, zeros init")):
+    seeds = [m.values["seed"] for m in members if m.values["model"] == "convnet" and m.values["function"] == "linear"]
+    for model, seed, title in [("linear", None, "linear"), *[("convnet", s, f"convnet seed {s}") for s in seeds],
+                               ("convnet-zeros", None, "convnet, zeros init")]:
         row = []
         for fn in FUNCTIONS:
-            cands = _by(members, fn, model)
-            if model == "convnet":
-                cands = sorted(cands, key=lambda m: finite(m.measured.test_loss) or float("inf"))
-            m = cands[0]
+            m = next(x for x in _by(members, fn, model) if seed is None or x.values["seed"] == seed)
             items = last_predictions(store, m.run_id)
             true = [float(i["target"][0]) if i.get("target") not in (None, []) else np.nan for i in items]
             pred = [_f(i["output"][0]) if i.get("output") not in (None, []) else np.nan for i in items]
@@ -203,7 +235,9 @@ def _text(nums: dict) -> str:
     return (f"The linear model fits sum(x W) almost exactly (test MSE {fmt(lin['linear'], 3)}) but not max(x) "
             f"({fmt(lin['max'], 3)}); the convnet, whose ReLU and max-pool can express a maximum, reaches a median "
             f"{fmt(conv['max'], 3)} on max(x), with test losses that vary with the seed "
-            f"(max(x): {fmt(f['max']['convnet']['min'], 3)} to {fmt(f['max']['convnet']['max'], 3)}). "
+            f"(max(x): {fmt(f['max']['convnet']['min'], 3)} to {fmt(f['max']['convnet']['max'], 3)}); "
+            + ", ".join(f"{_fraction(f[fn]['convnet']['learned'])} seeds learn {FUNCTIONS[fn]}" for fn in FUNCTIONS)
+            + f" ({pct(nums['convnet_learns_all_fraction'], 0)} of the seeds learn all three). "
             f"Initialised with zeros it learns nothing but its output bias: its hidden weights are still "
             f"{'exactly zero' if nums['zero_init_hidden_unchanged'] else 'not zero (unexpected)'} after training, "
             f"and its test loss equals the target's variance.")
