@@ -17,7 +17,8 @@ from rich.console import Console
 
 from .errors import LayerlabError, Problem, SpecError
 
-__all__ = ["LabTyper", "out", "err", "print_json", "print_problems", "report_error", "error_json", "json_safe"]
+__all__ = ["LabTyper", "out", "err", "print_json", "print_problems", "report_error", "error_json", "json_safe",
+           "escape_markup"]
 
 # Off a terminal (pipes, CI logs, tests) rich would assume 80 columns and truncate tables.
 _WIDTH = None if sys.stdout.isatty() else 160
@@ -77,9 +78,13 @@ def report_error(exc: LayerlabError, *, as_json: bool = False) -> None:
         err.print(f"[bold red]error:[/] {_escape(str(exc))}")
 
 
-def _escape(text: str) -> str:
+def escape_markup(text: str) -> str:
+    """Text for a rich console or table cell, shown as written (``[low, high]`` is not markup)."""
     from rich.markup import escape
     return escape(text)
+
+
+_escape = escape_markup
 
 
 class LabTyper(typer.Typer):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["pct"]
+__all__ = ["pct", "label_test_set"]
 
 
 def pct(value: Any, digits: int = 2) -> str:
@@ -24,3 +24,13 @@ def pct(value: Any, digits: int = 2) -> str:
     if math.isnan(value):
         return "NaN%"
     return f"{100 * value:.{digits}f}%"
+
+
+def label_test_set(examples: Any, split_size: Any) -> str:
+    """What a test number was measured on: 'full test set', or '64 of 10,000 test examples' for a
+    ``data.test_size`` subset; '' when the sizes are not known (runs stored before they were kept)."""
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (examples, split_size)):
+        return ""
+    if examples >= split_size:
+        return "full test set"
+    return f"{examples:,} of {split_size:,} test examples"

@@ -31,12 +31,13 @@ def write_event(conn: Connection, run_id: int, kind: str, payload: dict | str, n
 
 
 def best_accuracy(conn: Connection, run_ids: list[int]) -> dict[int, float]:
-    """Best finite ``test_accuracy`` per run (NaN is NULL on SQLite, > everything on PostgreSQL)."""
+    """Best finite ``test_accuracy`` per run after step 0, as ``RunResults.best_test_accuracy`` defines it
+    (the untrained model never counts; NaN is NULL on SQLite, > everything on PostgreSQL)."""
     if not run_ids:
         return {}
     value = metrics.c.value
     query = (select(metrics.c.run_id, func.max(value))
-             .where(metrics.c.run_id.in_(run_ids), metrics.c.name == "test_accuracy",
+             .where(metrics.c.run_id.in_(run_ids), metrics.c.name == "test_accuracy", metrics.c.step > 0,
                     and_(value <= 1.0e308, value >= -1.0e308))
              .group_by(metrics.c.run_id))
     return {int(r): float(v) for r, v in conn.execute(query).all() if v is not None}

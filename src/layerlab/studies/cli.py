@@ -13,7 +13,7 @@ from typing import Optional
 import typer
 from rich.table import Table as RichTable
 
-from ..cli_support import err, out, print_json
+from ..cli_support import err, escape_markup, out, print_json
 from ..errors import Problem, SpecError
 
 __all__ = ["register", "sweep_command", "lr_find_command", "study_command", "report_command"]
@@ -35,13 +35,17 @@ def _store(db: str | None):
 def _progress(member) -> None:
     acc, loss = member.measured.test_accuracy, member.measured.test_loss
     what = f"test acc {100 * acc:.2f}%" if isinstance(acc, (int, float)) and not isinstance(acc, bool) \
-        and math.isfinite(acc) else f"test loss {loss:.4g}" if isinstance(loss, (int, float)) else ""
+        and math.isfinite(acc) else f"test loss {loss:.4g}" if isinstance(loss, (int, float)) else \
+        (member.error or "")
     mark = {"finished": "[green]✓[/]", "diverged": "[red]✗ diverged[/]", "failed": "[red]✗ failed[/]"}.get(
         member.status, member.status or "?")
-    err.print(f"  {mark} run {member.run_id} · {member.label} · {what}")
+    err.print(f"  {mark} run {member.run_id} · {_esc(member.label)} · {_esc(what)}")
 
 
 def _print_result(result, *, json_out: bool, store) -> None:
+    if result.failed:  # on stderr, with --json too
+        from .record import failure_text
+        err.print(f"[yellow]warning:[/] {_esc(failure_text(result.failed, of=len(result.runs)))}")
     if json_out:
         data = result.to_dict()
         data["figures"] = {k: str(v) for k, v in result.figures.items()}
@@ -64,9 +68,7 @@ def _print_result(result, *, json_out: bool, store) -> None:
               f"`layerlab report {result.record_id} -o report.html` makes its page")
 
 
-def _esc(text: str) -> str:
-    from rich.markup import escape
-    return escape(text)
+_esc = escape_markup
 
 
 def _maybe_report(store, record_id: int, path: Path | None) -> None:

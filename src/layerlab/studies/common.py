@@ -5,7 +5,9 @@ to a run) before anything is written: a study's record and its members' runs exi
 when every member passed. ``run_members`` then creates each member's queued run (named after
 the record, tagged as a member), executes them all (inline, pool or Ray; see ``executors``),
 and reads each run back *from the store* — status, results, diagnosis, metric series — so a
-study's numbers are what anyone else looking at the store would see.
+study's numbers are what anyone else looking at the store would see. When every member failed
+there are no numbers to show: ``run_members`` raises ``StudyFailed`` naming the cause (the record
+is then marked failed); when some did, ``record.finish_record`` names them in the result.
 """
 from __future__ import annotations
 
@@ -17,12 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..errors import InvalidSpec, spec_error
+from ..errors import InvalidSpec, StudyFailed, spec_error
 from ..prepare import PreparedRun, prepare_run
 from ..spec import load_spec
 from ..train.results import RunResults, curve_series
 from .executors import Trial, TrialFailure, check_executor, execute
-from .record import add_member, create_record, fail_record
+from .record import add_member, create_record, fail_record, failure_text
 
 __all__ = ["Member", "prepare_members", "run_members", "read_member", "out_dir_for", "fmt", "finite", "Timer",
            "study_record", "trained_model", "weights_of", "evaluate_run", "last_predictions"]
@@ -53,17 +55,21 @@ class Member:
 
 
 def prepare_members(members: list[Member]) -> None:
-    """``prepare_run`` every member; InvalidSpec with every member's problems (each naming its member)."""
-    problems = []
+    """``prepare_run`` every member; InvalidSpec with every member's problems (each naming its member,
+    or said once for "all N members" when every member has the same ones, e.g. a data set not here)."""
+    found: list[tuple[Member, list]] = []
     for m in members:
         if m.prepared is not None:
             continue
         try:
             m.prepared = prepare_run(m.spec)
         except InvalidSpec as exc:
-            problems += [p.with_context(m.label) for p in exc.problems]
-    if problems:
-        raise spec_error(problems)
+            found.append((m, exc.problems))
+    if not found:
+        return
+    if len(found) == len(members) > 1 and all(ps == found[0][1] for _, ps in found):
+        raise spec_error([p.with_context(f"all {len(members)} members") for p in found[0][1]])
+    raise spec_error([p.with_context(m.label) for m, ps in found for p in ps])
 
 
 def run_members(store, record_id: int, kind: str, members: list[Member], *, workers: int = 1,
@@ -91,6 +97,9 @@ def run_members(store, record_id: int, kind: str, members: list[Member], *, work
     execute(store, trials, workers=workers, ray=ray, on_done=done)
     for m in members:
         read_member(store, m)
+    if members and all(m.status == "failed" for m in members):
+        record = store.get_run(record_id)["name"].split(":")[0]  # "study classifiers 12", "sweep 7"
+        raise StudyFailed(f"{record}: " + failure_text(members, every=True))
     return members
 
 

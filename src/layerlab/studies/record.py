@@ -36,7 +36,8 @@ from typing import Any
 from ..errors import StoreError
 
 __all__ = ["StudyResult", "Table", "create_record", "add_member", "finish_record", "fail_record",
-           "load_record", "find_records", "is_record", "STUDY_ARTIFACT", "RECORD_KINDS", "record_kind"]
+           "load_record", "find_records", "is_record", "STUDY_ARTIFACT", "RECORD_KINDS", "record_kind",
+           "failed_members", "failure_text"]
 
 STUDY_ARTIFACT = "study.json"
 FIGURE_PREFIX = "figures/"
@@ -80,12 +81,13 @@ class StudyResult:
     text: str = ""              # one paragraph for the report: what was done, what it shows
     options: dict = field(default_factory=dict)
     captions: dict[str, str] = field(default_factory=dict)   # figure key -> one sentence for the report
+    failed: list[dict] = field(default_factory=list)  # members that failed: {run_id, label, error} (finish_record)
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "name": self.name, "record_id": self.record_id, "runs": self.runs,
                 "numbers": self.numbers, "tables": [t.to_dict() for t in self.tables],
                 "figures": sorted(self.figures), "elapsed_s": self.elapsed_s, "title": self.title,
-                "text": self.text, "options": self.options, "captions": self.captions}
+                "text": self.text, "options": self.options, "captions": self.captions, "failed": self.failed}
 
 
 def record_kind(run: dict) -> str | None:
@@ -121,10 +123,18 @@ def add_member(store, record_id: int, run_id: int, *, kind: str, index: int, val
 
 
 def finish_record(store, result: StudyResult) -> None:
-    """Store numbers, tables and figures on the record and mark it finished."""
+    """Store numbers, tables and figures on the record and mark it finished.
+
+    Members that failed (read from the store) are named in ``result.failed`` and in the first
+    sentence of ``result.text``: a study whose numbers miss some members says which.
+    """
     rid = result.record_id
     if rid is None:
         return
+    result.failed = failed_members(store, rid)
+    if result.failed:
+        said = failure_text(result.failed, of=len(members(store, rid))) + "."
+        result.text = f"{said} {result.text}".strip() if said not in result.text else result.text
     data = _json_safe(result.to_dict())
     store.put_artifact(rid, STUDY_ARTIFACT, json.dumps(data, indent=1).encode(), kind="study",
                        media_type="application/json")
@@ -180,6 +190,33 @@ def members(store, record_id: int) -> list[dict]:
     """``[{"run_id", "index", "values", "label"}, ...]`` in index order."""
     rows = [e["payload"] for e in store.events(record_id, kinds=["member"])]
     return sorted(rows, key=lambda p: p.get("index", 0))
+
+
+def failed_members(store, record_id: int) -> list[dict]:
+    """``[{"run_id", "label", "error"}, ...]``: the record's members whose run is ``failed``, in index order."""
+    failed = []
+    for m in members(store, record_id):
+        run = store.get_run(m["run_id"])
+        if run["status"] == "failed":
+            failed.append({"run_id": m["run_id"], "label": m.get("label", ""), "error": run.get("error")})
+    return failed
+
+
+def failure_text(failed: list, *, every: bool = False, of: int | None = None) -> str:
+    """Which members failed and why, with a cause they share said once: "all 6 members failed, each with
+    DataError: …" or "2 of 6 members failed: run 5 (MLP · adam): …; run 7 (…): …".
+
+    ``failed``: ``common.Member`` objects, or ``{"run_id", "label", "error"}`` dicts (``failed_members``).
+    """
+    rows = [(m["run_id"], m["label"], m["error"]) if isinstance(m, dict) else (m.run_id, m.label, m.error)
+            for m in failed]
+    errors = {e or "no error recorded" for _, _, e in rows}
+    n = len(rows)
+    head = f"all {n} members failed" if every else f"{n} of {of} members failed" if of else f"{n} member(s) failed"
+    if len(errors) == 1 and n > 1:
+        runs = ", ".join(str(r) for r, _, _ in rows)
+        return f"{head}, each with the same error: {errors.pop()} (runs {runs})"
+    return f"{head}: " + "; ".join(f"run {r} ({label}): {e or 'no error recorded'}" for r, label, e in rows)
 
 
 def _versions() -> dict:

@@ -4,6 +4,14 @@
 a fresh seeded permutation; the last batch of an epoch may be short, and the very last batch
 of the run is cut so that exactly ``total_examples`` are trained.
 
+A time budget (``train.minutes``) also wins over ``train.epochs``; with ``train.examples`` the run
+ends at whichever comes first. The trainer checks the clock (wall time, evaluations included)
+after every update, so a timed run ends within one update of its limit, then evaluates as at
+any end. A run with only a time budget (``by_time``) has no length in examples until its
+updates are timed: ``total_examples`` is then just the cap ``MAX_EXAMPLES``, its log points fall
+every ``MIN_LOG_EVERY`` updates, and its evaluation interval is chosen (as below) from
+``estimated``: the examples the time pays for at the measured speed.
+
 Log points (where the loss and accuracy sums on the device are read, once) fall every
 ``log_every`` updates, at every evaluation and at every epoch end; evaluation points at every
 multiple of ``eval_every`` examples, every epoch end and the end. Log points depend on the spec
@@ -28,6 +36,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
+from ..spec import MAX_EXAMPLES  # the cap of a run budgeted by time alone
+
 __all__ = ["Plan", "make_plan", "default_eval_every", "adaptive_eval_every"]
 
 TARGET_EVALS = 20       # live evaluations per run when they are cheap (and train.eval_every is not set)
@@ -47,6 +57,8 @@ class Plan:
     steps_per_epoch: int
     eval_every: int | None  # examples between live evaluation points; None: not chosen yet (adaptive)
     log_every: int
+    seconds: float | None = None  # the time budget (train.minutes x 60); None: examples/epochs only
+    by_time: bool = False         # only the time budget decides the length (total_examples is just a cap)
 
     def take(self, examples: int, epoch_pos: int) -> int:
         """Examples in the next batch, given those trained so far and the offset in the epoch."""
@@ -60,6 +72,16 @@ class Plan:
 
     def with_eval_every(self, eval_every: int) -> "Plan":
         return replace(self, eval_every=max(1, int(eval_every)))
+
+    def estimated(self, update_s: float) -> "Plan":
+        """A ``by_time`` plan with the length its time pays for at ``update_s`` seconds per update (less
+        the ``EVAL_SHARE`` live evaluations may take); any other plan as it is."""
+        if not self.by_time:
+            return self
+        updates = max(1, math.floor(self.seconds * (1 - EVAL_SHARE) / max(update_s, 1e-9)))
+        total = min(self.total_examples, updates * self.batch_size)
+        return replace(self, total_examples=total, total_steps=_count_steps(self.n_train, self.batch_size, total),
+                       by_time=False)
 
 
 def _count_steps(n: int, bs: int, total: int) -> int:
@@ -77,8 +99,12 @@ def adaptive_eval_every(plan: Plan, *, eval_point_s: float, update_s: float | No
 
     ``eval_point_s``: seconds one live evaluation point takes (subset evaluation, prediction
     snapshot, probes). ``update_s``: seconds per update. None when the answer needs ``update_s``
-    and it is not known yet.
+    and it is not known yet (always, for a ``by_time`` plan: its length comes from ``update_s``).
     """
+    if plan.by_time:
+        if update_s is None:
+            return None
+        plan = plan.estimated(update_s)
     if TARGET_EVALS * eval_point_s <= EVAL_FREE_S:
         return default_eval_every(plan.total_examples)
     if update_s is None:
@@ -94,10 +120,18 @@ def make_plan(train, n_train: int, *, log_every: int | None = None, eval_every: 
     ``eval_every``: the interval an earlier session of the run chose (ignored when the spec sets one);
     without either, the plan's ``eval_every`` is None until ``adaptive_eval_every`` chooses it.
     """
-    total = train.examples if train.examples is not None else max(1, round(train.epochs * n_train))
+    minutes = getattr(train, "minutes", None)
+    by_time = minutes is not None and train.examples is None
+    if train.examples is not None:
+        total = train.examples
+    elif by_time:
+        total = MAX_EXAMPLES  # a cap: the clock ends the run
+    else:
+        total = max(1, round(train.epochs * n_train))
     steps = _count_steps(n_train, train.batch_size, total)
     every = train.eval_every or eval_every
     if log_every is None:
-        log_every = min(MAX_LOG_EVERY, max(MIN_LOG_EVERY, math.ceil(steps / TARGET_LOG_POINTS)))
+        log_every = MIN_LOG_EVERY if by_time else \
+            min(MAX_LOG_EVERY, max(MIN_LOG_EVERY, math.ceil(steps / TARGET_LOG_POINTS)))
     return Plan(n_train, train.batch_size, total, steps, math.ceil(n_train / train.batch_size),
-                every, max(1, int(log_every)))
+                every, max(1, int(log_every)), seconds=None if minutes is None else 60.0 * minutes, by_time=by_time)
