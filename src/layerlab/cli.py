@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from .budget import format_bytes, memory_limit
-from .cli_support import LabTyper, err, out, print_json, print_problems, report_error
+from .cli_support import LabTyper, err, escape_markup, out, print_json, print_problems, report_error
 from .errors import LayerlabError, spec_error
 from .init import INITIALISERS
 from .layers import catalogue_json, CATALOGUE
@@ -43,8 +43,8 @@ def _check_source(source: str, dataset: str | None, overrides: list[str] | None,
 
 
 def _esc(text: str) -> str:
-    from rich.markup import escape
-    return escape(text)
+    """Text shown as it is: rich would read ``[low, high]`` as markup and print nothing of it."""
+    return escape_markup(text)
 
 
 @app.command()
@@ -142,9 +142,9 @@ def layers(json_out: bool = JsonOpt,
     table.add_column("parameters (default, range)")
     table.add_column("what it does")
     for entry in catalogue_json():
-        params = "\n".join(f"{p['name']}={p['default']!r}" + _range(p) for p in entry["params"]) or "—"
+        params = "\n".join(_esc(f"{p['name']}={p['default']!r}") + _range(p) for p in entry["params"]) or "—"
         kind = entry["kind"] + (f"\n(alias {', '.join(entry['aliases'])})" if entry["aliases"] else "")
-        table.add_row(kind, params, entry["doc"])
+        table.add_row(_esc(kind), params, _esc(entry["doc"]))
     out.print(table)
 
 
@@ -155,7 +155,7 @@ def _range(p: dict) -> str:
             bits.append(f"{sym} {p[key]}")
     if "choices" in p:
         bits.append(" | ".join(map(str, p["choices"])))
-    return f"  [dim]({', '.join(bits)})[/]" if bits else ""
+    return f"  [dim]({_esc(', '.join(bits))})[/]" if bits else ""
 
 
 @app.command()
@@ -174,7 +174,7 @@ def presets(json_out: bool = JsonOpt) -> None:
     for col in ("name", "data set", "layers", "params", "description"):
         table.add_column(col, justify="right" if col in ("layers", "params") else "left")
     for r in rows:
-        table.add_row(r["name"], r["dataset"], str(r["layers"]), f"{r['params']:,}", r["description"])
+        table.add_row(r["name"], r["dataset"], str(r["layers"]), f"{r['params']:,}", _esc(r["description"]))
     out.print(table)
 
 
@@ -190,7 +190,8 @@ def inits(json_out: bool = JsonOpt) -> None:
     table.add_column("parameters")
     table.add_column("what it does")
     for r in rows:
-        table.add_row(r["name"], ", ".join(f"{p['name']}={p['default']!r}" for p in r["params"]) or "—", r["doc"])
+        table.add_row(r["name"], _esc(", ".join(f"{p['name']}={p['default']!r}" for p in r["params"]) or "—"),
+                      _esc(r["doc"]))
     out.print(table)
 
 
@@ -200,11 +201,13 @@ _register_runs(app)
 
 from .server.cli import register as _register_serve  # noqa: E402
 from .studies.cli import register as _register_studies  # noqa: E402
+from .export.cli import register as _register_export  # noqa: E402
 
 from .data.cli import app as _data_app  # noqa: E402
 
 _register_serve(app)
 _register_studies(app)
+_register_export(app)
 app.add_typer(_data_app, name="data", help="Data sets: list, show statistics and sample grids, fetch.")
 
 

@@ -23,7 +23,9 @@ from .errors import LayerlabError, StoreError
 from .prepare import prepare_run
 from .spec import load_spec
 from .studies.record import is_record
-from .textfmt import pct
+from .durations import format_minutes
+from .textfmt import pct, label_test_set
+from .train.outcome import run_outcome
 from .train.results import RunResults
 
 __all__ = ["register"]
@@ -73,7 +75,8 @@ class _Display:
         if kind == "eval":
             self.test_acc = event.get("test_accuracy")
             if not self.live:  # say which: the whole test split, or the live points' subset
-                where = "full test set" if event.get("full") else f"subset of {_num(event.get('test_examples'))}"
+                where = label_test_set(event.get("test_examples"), event.get("test_split_size")) \
+                    if event.get("full") else f"subset of {_num(event.get('test_examples'))}"
                 err.print(f"eval  examples={event.get('examples', 0):>8,}  test_accuracy={pct(self.test_acc)}"
                           f"  test_loss={_num(event.get('test_loss'), '.4f')}  ({where})")
         elif kind == "progress":
@@ -114,18 +117,21 @@ def _ctrl_c_stops(stop: threading.Event):
 
 def _results_table(run_id: int, r: RunResults, store_url: str, *, status: str | None = None) -> Table:
     """The results of one run; ``status``: the store's (a run may have been marked since)."""
-    table = Table(title=f"Run {run_id}: {status or r.status or '?'}", title_justify="left", show_header=False)
+    failed = r.outcome and r.outcome["kind"] == "failed_to_learn"
+    table = Table(title=f"Run {run_id}: {r.outcome['label'] if failed else status or r.status or '?'}",
+                  title_justify="left", show_header=False)
     table.add_column(style="bold")
     table.add_column(justify="right")
+    on = label_test_set(r.test_examples, r.test_split_size)
     rows = [
-        ("test accuracy (full test set)", pct(r.test_accuracy)),
+        (f"test accuracy ({on})" if on else "test accuracy", pct(r.test_accuracy)),
         ("best test accuracy", pct(r.best_test_accuracy)),
         ("test accuracy before training", pct(r.step0_test_accuracy)),
         ("test loss", _num(r.test_loss, ".4f")),
         ("train accuracy", pct(r.train_accuracy)),
         ("examples trained", _num(r.examples)),
         ("elapsed (training + evaluation)", f"{_num(r.elapsed_s, '.1f')} s"),
-        ("evaluation time (live + full test set)", f"{_num(r.eval_time_s, '.1f')} s"),
+        ("evaluation time (live + full evaluations)", f"{_num(r.eval_time_s, '.1f')} s"),
         ("live evaluations", "—" if r.eval_subset is None else
          f"{_num(r.eval_subset)} test examples every {_num(r.eval_every)} trained"),
         ("examples / sec (training)", _num(r.examples_per_sec)),
@@ -135,6 +141,10 @@ def _results_table(run_id: int, r: RunResults, store_url: str, *, status: str | 
         ("device", r.device or "—"),
         ("store", store_url),
     ]
+    if r.minutes is not None:
+        rows.insert(6, ("time budget", format_minutes(r.minutes)))
+    if r.stop_reason:
+        rows.insert(6, ("ended by", r.stop_reason))
     for label, value in rows:
         table.add_row(label, value)
     return table
@@ -145,6 +155,8 @@ def train_command(
     dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="data set to train on"),
     epochs: Optional[float] = typer.Option(None, "--epochs", help="passes over the training set"),
     examples: Optional[int] = typer.Option(None, "--examples", help="stop after this many examples (wins over epochs)"),
+    time_: Optional[str] = typer.Option(None, "--time", help="train about this long: 90s, 2m, 1.5m (wins over "
+                                                            "epochs; with --examples, whichever comes first)"),
     optimizer: Optional[str] = typer.Option(None, "--optimizer"),
     lr: Optional[float] = typer.Option(None, "--lr", help="learning rate"),
     batch_size: Optional[int] = typer.Option(None, "--batch-size"),
@@ -164,11 +176,13 @@ def train_command(
     stop = threading.Event()
     if resume is not None:
         store.mark_interrupted()
+        print_problems([], prepare_run(store.get_run(resume)["spec"], need_data=False).warnings)  # as a new run's
         with _Display(live=sys.stderr.isatty() and not json_out) as display, _ctrl_c_stops(stop):
             results = resume_run(resume, store=store, on_event=display, stop_event=stop)
     else:
         overrides = list(set_ or [])
         for key, value in (("data.dataset", dataset), ("train.epochs", epochs), ("train.examples", examples),
+                           ("train.minutes", time_),
                            ("train.optimizer", optimizer), ("train.lr", lr), ("train.batch_size", batch_size),
                            ("train.seed", seed), ("name", name)):
             if value is not None:
@@ -198,7 +212,8 @@ runs_app = LabTyper(help="Runs in the store: list, show, compare, rename, delete
 
 def _runs_rows(store, status, dataset, search, limit) -> list[dict]:
     store.mark_interrupted()
-    return store.list_runs(status=status, dataset=dataset, search=search, limit=limit)
+    return [dict(r, outcome=run_outcome(r)) for r in store.list_runs(status=status, dataset=dataset, search=search,
+                                                                     limit=limit)]
 
 
 @runs_app.callback()
@@ -228,13 +243,16 @@ def runs_list(
         table.add_column(col, justify="right" if col in ("id", "best test acc", "examples", "duration") else "left")
     for r in rows:
         duration = _duration(r)
-        table.add_row(str(r["id"]), r.get("name") or "", _status_text(r["status"]), r.get("dataset") or "",
+        table.add_row(str(r["id"]), r.get("name") or "", _status_text(r["status"], r["outcome"]), r.get("dataset") or "",
                       r.get("model") or "", pct(r.get("best_test_accuracy")), _num(r.get("examples")),
                       duration, _when(r.get("created_at")))
     out.print(table)
 
 
-def _status_text(status: str) -> str:
+def _status_text(status: str, outcome: dict | None = None) -> str:
+    """The status, or "failed to learn" when the outcome (train/outcome.py) says so."""
+    if outcome and outcome["kind"] == "failed_to_learn":
+        return f"[red]{outcome['label']}[/]"
     colour = {"finished": "green", "running": "cyan", "diverged": "red", "failed": "red",
               "interrupted": "yellow", "stopped": "yellow"}.get(status, "white")
     return f"[{colour}]{status}[/]"
@@ -267,10 +285,13 @@ def runs_show(run_id: int = typer.Argument(...), db: Optional[str] = DbOpt, json
         shown = run if results is None else dict(run, results=results.to_json())
         print_json(dict(shown, last_metrics=last))
         return
-    out.print(f"[bold]Run {run_id}[/] · {run.get('name')} · {_status_text(run['status'])}")
+    outcome = results.outcome if results is not None else None
+    out.print(f"[bold]Run {run_id}[/] · {run.get('name')} · {_status_text(run['status'], outcome)}")
     out.print(f"data set {run.get('dataset')} · model {run.get('model')} · seed {run.get('seed')} "
               f"· device {run.get('device') or '—'} · duration {_duration(run)}")
-    if run.get("diagnosis"):
+    if outcome and outcome["kind"] == "failed_to_learn":
+        out.print(f"[red]failed to learn:[/] {outcome['text']}")
+    elif run.get("diagnosis"):
         out.print(f"[yellow]diagnosis:[/] {run['diagnosis']}")
     if run.get("error"):
         out.print(f"[red]error:[/] {run['error']}")
@@ -347,12 +368,16 @@ def runs_delete(run_ids: list[int], db: Optional[str] = DbOpt) -> None:
 def predict_command(
     run_id: int = typer.Argument(...),
     grid: Optional[str] = typer.Option(None, "--grid", help="write images with their top-3 bars to this PNG"),
+    boundary: Optional[str] = typer.Option(None, "--boundary", help="write the latest decision boundary with the "
+                                           "training and test points to this PNG (2-D data sets)"),
     db: Optional[str] = DbOpt,
     json_out: bool = JsonOpt,
 ) -> None:
     """The run's latest predictions on its fixed test examples: top-3 classes, right or wrong."""
     store = _store(db)
     run = store.get_run(run_id)
+    if boundary:
+        write_boundary(store, run, boundary)
     events = store.events(run_id, kinds=["prediction"])
     if not events:
         raise StoreError(f"run {run_id} has no predictions yet (it records them at step 0 and at each evaluation)")
@@ -377,6 +402,19 @@ def predict_command(
         images, _ = run_test_images(spec, [p["index"] for p in preds])
         path = plot_predictions(images, preds, names, grid, title=f"run {run_id}: {run.get('name')}")
         err.print(f"wrote {path}")
+
+
+def write_boundary(store, run: dict, path: str) -> None:
+    """``predict --boundary``: the latest stored boundary under the run's points, as a PNG."""
+    from .report.figures import boundary_figure
+    from .views_read import read_boundary, read_points
+    got = read_boundary(store, run["id"])  # DataError for a run without 2-D inputs, Conflict before step 0
+    points = read_points(load_spec(run["spec"]).data.load())  # DataSpec.load: the trainer's examples
+    meta = got["meta"]
+    written = boundary_figure(got["grid"], meta["extent"], points, path, value=meta["value"],
+                              classification=meta["task"] == "classification",
+                              title=f"run {run['id']}: {meta['value']} at step {got['step']} ({got['examples']} examples)")
+    err.print(f"wrote {written}")
 
 
 def run_test_images(spec, indices: list[int]):

@@ -18,6 +18,8 @@ error                 status  when
 ``OutOfMemory``       507     training needed more memory than the machine could give
 ``DataError``         400     a data file that cannot be read or verified
 ``StoreError``        400     any other misuse of the store (bad name, bad status...)
+``StudyFailed``       500     every member run of a sweep or study failed (exit code 1)
+``ExportUnavailable`` 501     an export format whose optional packages are not installed
 ====================  ======  ==============================================================
 
 ``SpecError`` is the historical name of ``InvalidSpec``; both name the same class.
@@ -28,8 +30,8 @@ from dataclasses import asdict, dataclass, replace
 
 __all__ = ["LayerlabError", "Problem", "PROBLEM_CATEGORIES", "InvalidSpec", "SpecError", "DataError",
            "DataUnavailable", "StoreError", "NotFound", "Conflict", "StoreUnavailable", "UnknownDataset",
-           "RunNotFound", "RunConflict", "OutOfMemory", "DataTooLarge", "ModelTooLarge", "PredictionFailed",
-           "spec_error"]
+           "RunNotFound", "RunConflict", "ExportUnavailable", "OutOfMemory", "DataTooLarge", "ModelTooLarge", "PredictionFailed",
+           "StudyFailed", "spec_error"]
 
 
 class LayerlabError(Exception):
@@ -198,3 +200,16 @@ class RunConflict(StoreError, Conflict):
     """A run whose status does not allow the request (resume a finished run, delete a running one)."""
 
     http_status = 409
+
+
+class ExportUnavailable(LayerlabError):
+    """An export format that needs optional packages this installation lacks (ONNX: ``layerlab[onnx]``)."""
+
+    http_status = 501
+
+
+class StudyFailed(LayerlabError):
+    """Every member run of a sweep or study failed: the record is marked failed, the message names the cause."""
+
+    exit_code = 1
+    http_status = 500

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import PydanticCustomError
 
 from .data.catalogue import DATASETS, DatasetInfo, get_info
+from .durations import parse_minutes
 from .errors import DataError, Problem, SpecError
 from .init import parse_init
 from .layers import CATALOGUE, get_kind, resolve_kind
@@ -54,6 +55,7 @@ OPTIMIZER_CONSTRAINTS: dict[str, tuple[tuple[str, Any, str, str], ...]] = {
 # allow_inf_nan=False: every float field must be finite; upper bounds below mark what cannot be meant.
 _STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
 MAX_EXAMPLES = 10**10   # examples a run may train (about 2 days at 50,000 examples/s)
+MAX_MINUTES = 10_080    # a time budget of at most a week
 MAX_SUBSET = 1_000_000  # examples a data subset (or a generated set) may hold
 
 
@@ -131,6 +133,14 @@ class TrainSpec(BaseModel):
     # Budget: `examples` (the practicum's "train about 5,000 examples") wins over `epochs` when set.
     epochs: float = Field(1.0, gt=0.0, le=10000.0)
     examples: int | None = Field(None, ge=1, le=MAX_EXAMPLES, description="stop after this many training examples")
+    # A time budget ("train about 2 minutes"): wall minutes, evaluations included; like `examples` it wins
+    # over `epochs`, and with `examples` the run ends at whichever comes first (docs/metrics.md, "Budgets").
+    minutes: float | None = Field(None, gt=0.0, le=MAX_MINUTES,
+                                  description="stop after this many minutes (a number, or 90s, 2m, 1.5m, 1h)")
+    # stop: a diverged run ends at its first NaN loss; continue: the broken model is trained on (NaN loss,
+    # chance accuracy) to the end of its budget, so the flat curve can be drawn. Either way it is `diverged`.
+    on_divergence: Literal["stop", "continue"] = Field(
+        "stop", description="at a NaN, infinite or exploded loss: stop, or continue to the end of the budget")
     seed: int = Field(0, ge=0, le=2**32 - 1)
     init: str | dict = Field("default", description="initialiser for all fc/conv layers (`layerlab inits`)")
     task: Literal["auto", "classification", "regression", "reconstruction"] = "auto"
@@ -146,6 +156,17 @@ class TrainSpec(BaseModel):
     compile: bool = Field(False, description="torch.compile the model (CUDA mostly)")
     amp: bool = Field(False, description="mixed precision (bf16) on CUDA")
     clip_grad: float | None = Field(None, gt=0.0, le=1e9, description="clip the global gradient norm")
+
+    @field_validator("minutes", mode="before")
+    @classmethod
+    def _minutes_duration(cls, v):
+        """``90s``, ``2m``, ``1.5m``: the one parser of a time budget (``durations.parse_minutes``)."""
+        if v is None:
+            return v
+        try:
+            return parse_minutes(v)
+        except ValueError as exc:
+            raise PydanticCustomError("duration_parsing", "{text}", {"text": str(exc)}) from None
 
     @field_validator("eval_subset")
     @classmethod
@@ -215,6 +236,15 @@ def optimizer_problems(train: "TrainSpec") -> list[Problem]:
     return out
 
 
+def budget_problems(train: "TrainSpec") -> list[Problem]:
+    """A schedule that needs the run's length, with a budget that is only a time (its length is not known)."""
+    if train.minutes is not None and train.examples is None and train.schedule in ("cosine", "one-cycle"):
+        return [Problem(f"the {train.schedule} schedule needs the run's length in updates, but train.minutes "
+                        "alone does not fix it", "add train.examples (the run ends at whichever comes first), "
+                        "or use schedule: constant or step", field="train.schedule", category="optimizer")]
+    return []
+
+
 def _defaults(model: type[BaseModel]) -> dict[str, Any]:
     return {name: f.default for name, f in model.model_fields.items()}
 
@@ -278,8 +308,8 @@ def parse_spec(data: Any) -> tuple[Spec | None, list[Problem]]:
             problems.append(Problem("unknown field", f"remove it or use one of: {', '.join(known_top)}",
                                     field=str(key)))
 
-    name = data.get("name", "untitled")
-    if not isinstance(name, str) or not name.strip():
+    name = data.get("name")  # None: named after the model's layers, below
+    if name is not None and (not isinstance(name, str) or not name.strip()):
         problems.append(Problem(f"must be a non-empty string, got {name!r}", "give the spec a name, e.g. my-mlp",
                                 field="name"))
 
@@ -297,7 +327,7 @@ def parse_spec(data: Any) -> tuple[Spec | None, list[Problem]]:
     try:
         train = TrainSpec.model_validate(data.get("train") or {})
         _, init_problems = parse_init(train.init)
-        problems += init_problems + optimizer_problems(train)
+        problems += init_problems + optimizer_problems(train) + budget_problems(train)
     except ValidationError as exc:
         train = None
         problems += problems_from_validation(exc, prefix=("train",), known=list(TrainSpec.model_fields),
@@ -328,6 +358,8 @@ def parse_spec(data: Any) -> tuple[Spec | None, list[Problem]]:
 
     if problems:
         return None, problems
+    if name is None:
+        name = preset or "-".join(layer.label() for layer in layers) or "untitled"
     return Spec(name=name, data=data_spec, model=layers, train=train, preset=preset), []
 
 
@@ -624,6 +656,7 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
 def apply_overrides(data: dict, overrides: list[str]) -> dict:
     """Apply ``key=value`` overrides; values are read as YAML (``1e-3``, ``true``, ``[1, 28, 28]``)."""
     data = copy.deepcopy(data)
+    preset_model = data.get("model") if isinstance(data.get("model"), str) else None
     for item in overrides:
         if "=" not in item:
             raise SpecError(Problem(f"override {item!r} must look like key=value", "e.g. --set train.lr=0.01"))
@@ -639,6 +672,10 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
         if isinstance(value, float) and not math.isfinite(value):
             value = float(value)
         set_path(data, key.strip(), value)
+    renamed = any(item.split("=", 1)[0].strip() == "name" for item in overrides)
+    if preset_model is not None and data.get("model") != preset_model and not renamed \
+            and data.get("name") == preset_model.removeprefix(PRESET_PREFIX):
+        data.pop("name")  # the preset's name no longer says what the model is; parse_spec names it by its layers
     return data
 
 

@@ -23,6 +23,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
+from .outcome import Outcome, outcome
+
 __all__ = ["RunResults", "HistoryRow", "Confusion", "WorstExample", "Diagnosis", "SUBSET_SERIES", "curve_series"]
 
 # The live curve of each full-test-split metric: the same quantity at every evaluation point, on the
@@ -63,7 +65,7 @@ class WorstExample(TypedDict):
 
 
 class Diagnosis(TypedDict):
-    kind: str                         # zero_init, zero_gradients, dead_relu, flat_loss, diverged
+    kind: str                         # zero_init, zero_gradients, dead_relu, loss_spike, flat_loss, diverged
     text: str
     step: int
 
@@ -93,7 +95,9 @@ class RunResults:
     examples: int                               # training examples seen (repeats over epochs counted)
     steps: int                                  # updates done
     epochs: float                               # examples / training-set size
-    total_examples: int                         # the budget: examples the run was planned to train
+    total_examples: int                         # the budget: examples the run was planned to train (a time
+    #                                             budget alone: the examples its time paid for)
+    minutes: float | None = None                # the time budget (train.minutes); None without one
     elapsed_s: float                            # wall seconds, evaluations included; a resumed run adds its
     #                                             earlier sessions up to their last checkpoint
     train_time_s: float                         # seconds of training only (no evaluation points), all sessions
@@ -106,6 +110,9 @@ class RunResults:
     #                                             or the one chosen from the measured costs; None if never chosen
 
     # ---------------------------------------------------------------- accuracy and loss (test split)
+    test_examples: int | None = None            # examples in the test split the test values are on
+    test_split_size: int | None = None          # examples in the data set's whole test split; more than
+    #                                             test_examples when data.test_size took a subset
     step0_test_accuracy: float | None = None    # the untrained model's (about 1 / classes); None unless
     #                                             classification
     step0_test_loss: float | None = None        # the untrained model's mean per-example loss
@@ -113,6 +120,7 @@ class RunResults:
     #                                             None unless classification
     test_loss: float | None = None              # the final model's mean per-example loss
     best_test_accuracy: float | None = None     # the highest test accuracy of any full-split evaluation point
+    #                                             after step 0 (the untrained model never counts)
     train_loss: float | None = None             # the last epoch row's train loss (mean over the epoch, each
     #                                             batch before its update); before the first epoch ends, the
     #                                             last log point's cost
@@ -120,11 +128,13 @@ class RunResults:
     history: list[HistoryRow] = field(default_factory=list)  # one row per epoch
 
     # ---------------------------------------------------------------- why it ended
-    stop_reason: str | None = None              # a stopped run: "stop event" or "stop requested in the store"
+    stop_reason: str | None = None              # a stopped run: "stop event" or "stop requested in the store";
+    #                                             a run its time budget ended: "time budget"
     diagnosis: str | None = None                # diverged: the explanation; else every not-learning finding
     #                                             joined by "; "; None when there is none
     diagnoses: list[Diagnosis] = field(default_factory=list)  # each finding with its kind and step
     diverged_at_step: int | None = None         # diverged: the update whose loss was NaN, infinite or exploded
+    #                                             (with on_divergence: continue, the first such update)
     evidence: list[dict] | None = None          # diverged: the last (up to 16) replayed updates, {step, lr,
     #                                             loss, logits_absmax, grad_norm, layer_grad_norms, weight_norm}
 
@@ -137,6 +147,12 @@ class RunResults:
     inferences_per_sec_b1: float | None = None  # one example per call, up to 100 calls (about 0.3 s), each waited for
     latency_ms_b1: float | None = None          # milliseconds per call at batch 1 (1000 / inferences_per_sec_b1)
     inference_batch_size: int | None = None     # the batch size of inferences_per_sec (512)
+
+    # ---------------------------------------------------------------- the verdict (computed, never stored input)
+    outcome: Outcome | None = None              # did it learn? {kind, label, text}: train/outcome.py, one definition
+
+    def __post_init__(self) -> None:
+        self.outcome = outcome(self)
 
     # ---------------------------------------------------------------- JSON
 

@@ -26,6 +26,7 @@ chosen), so the resumed run evaluates where the interrupted one did.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import logging
@@ -42,6 +43,7 @@ from ..builder import build
 from ..errors import LayerlabError, OutOfMemory, RunConflict, StoreError
 from ..prepare import PreparedRun, prepare_run
 from ..spec import Spec
+from ..stages import record_stage
 from .checkpoint import CHECKPOINT_ARTIFACT, WEIGHTS_ARTIFACT, Checkpoint, pack_checkpoint, read_position, \
     unpack_checkpoint, weights_bytes
 from .diagnose import Evidence, Watch, explain_divergence, instrumented_step, loss_event, probe, zero_init
@@ -53,6 +55,7 @@ from .plan import Plan, adaptive_eval_every, default_eval_every, make_plan
 from .record import Recorder
 from .results import RunResults
 from .schedules import lr_at
+from .views import ViewRecorder
 
 __all__ = ["train", "resume", "resolve_device"]
 
@@ -62,6 +65,7 @@ PROGRESS_EVERY_S = 0.25   # on_event progress messages at most this often
 PROBE_BATCH = 256         # test examples used for the dead-ReLU probe
 EXPLODE_FACTOR = 1e6      # a loss a million times the untrained model's has diverged even if still finite
 SUBSET_ARTIFACT = "eval_subset.json"  # the evaluation subset's test indices
+TIME_REASON = "time budget"  # RunResults.stop_reason of a run that train.minutes ended
 
 
 def _out_of_memory(exc: BaseException) -> bool:
@@ -189,6 +193,7 @@ class _Trainer:
         self.on_event, self.stop_event = on_event, stop_event
         self.last_ckpt: bytes | None = None
         self.stop_reason: str | None = None
+        self.divergence: dict | None = None  # on_divergence: continue, once diverged: {step, evidence}
 
     # ================================================================== lifecycle
 
@@ -242,15 +247,20 @@ class _Trainer:
             self.last_ckpt = self.resume_from
             log.info("run %s resumes at step %d (%d examples)", self.run_id, self.pos.step, self.pos.examples)
         else:
+            self._stage("evaluating")
             self._eval_point(final=False)  # step 0: the untrained model
+        self._stage("training")
         outcome = self._loop()
         if outcome == "diverged":
             return self.results
+        if self.divergence is not None:  # on_divergence: continue, and the budget (or a stop) has ended it
+            return self._finish_diverged()
         return self._finish("finished" if outcome == "finished" else "stopped")
 
     def _setup(self) -> None:
         spec, t = self.spec, self.spec.train
         if self.data is None:
+            self._stage("loading_data", resident=False)
             self.data = self.prepared.load_data(self.device)
         info = self.data.info
         self.objective = make_objective(self.prepared.task, self.prepared.loss, num_classes=info.num_classes,
@@ -274,6 +284,9 @@ class _Trainer:
         if self.resume_from is not None and "eval_point_s" not in opts and self.plan.eval_every is None:
             self.plan = self.plan.with_eval_every(default_eval_every(self.plan.total_examples))  # older checkpoints
         n_test = len(self.data.test)
+        # the data set's whole test split: more than n_test when data.test_size took a subset of it
+        whole = info.test_size if spec.data.test_size is not None and info.source != "generated" else None
+        self.test_split_size = max(n_test, whole or n_test)
         subset = eval_subset_indices(self.data, t.eval_subset)  # None: the whole split
         self.subset = subset.to(self.data.device) if subset is not None else None
         self.subset_size = len(subset) if subset is not None else n_test
@@ -289,8 +302,15 @@ class _Trainer:
         self.probe_x = self.data.prepare(self.data.test.x[:PROBE_BATCH]) if n_test else None
         self.watch = Watch()
         self.zero_init = zero_init(spec)
+        self.views = ViewRecorder(self.rec, self.data, self.objective, total_examples=self.plan.total_examples)
         if self.plan.n_train < 1:
             raise LayerlabError(f"{info.name} has no training examples")
+
+    def _stage(self, stage: str, **detail) -> None:
+        """Say which stage before training the run is in (``layerlab.stages``): to the caller and the store."""
+        self.rec.emit({"type": "stage", "stage": stage, **detail})
+        if self.rec.persistent:
+            record_stage(self.store, self.run_id, stage, **detail)
 
     def _note(self, text: str) -> None:
         log.info(text)
@@ -346,8 +366,10 @@ class _Trainer:
         p, s, rec, data = self.plan, self.pos, self.rec, self.data
         X, Y = data.train.x, data.train.y
         prepare, step = data.prepare, self._make_step()
-        stop_event, clock = self.stop_event, time.monotonic
+        stop_event, clock, perf = self.stop_event, time.monotonic, time.perf_counter
         bs, n_train, total, log_every = p.batch_size, p.n_train, p.total_examples, p.log_every
+        # the time budget ends here (perf_counter); earlier sessions' time counts against it
+        deadline = math.inf if p.seconds is None else self.session_start + p.seconds - self.pos.elapsed
         scheduled = self.spec.train.schedule != "constant"
         steps, examples, epoch_pos = s.step, s.examples, s.epoch_pos
         next_eval = p.next_eval(examples)
@@ -374,14 +396,19 @@ class _Trainer:
             stop = (stop_event is not None and stop_event.is_set()) or clock() >= rec.next_poll
             if stop:
                 stop = rec.should_stop()
-            if eval_due or stop or steps % log_every == 0:
+            timeout = perf() >= deadline
+            if eval_due or stop or timeout or steps % log_every == 0:
                 s.step, s.examples, s.epoch_pos = steps, examples, epoch_pos
-                if self._log_point(pending, eval_due=eval_due or stop, epoch_end=epoch_end, final=stop):
+                end = stop or timeout
+                if self._log_point(pending, eval_due=eval_due or end, epoch_end=epoch_end, final=end):
                     return "diverged"
                 pending = []
                 if stop:
                     self.stop_reason = rec.stop_reason
                     return "stopped"
+                if timeout:
+                    self.stop_reason = TIME_REASON
+                    return "finished"
                 epoch_pos = s.epoch_pos  # an epoch end resets it
                 next_eval = self.plan.next_eval(examples)  # the interval may have been chosen just now
         return "finished"
@@ -402,9 +429,11 @@ class _Trainer:
         first_step = s.step - len(pending) + 1
         limit = self._explosion_limit()
         bad = next((i for i, v in enumerate(losses) if not v <= limit), None)  # NaN, inf or exploded
-        if bad is not None:
-            self._diverge(first_step + bad, losses[bad])
-            return True
+        if bad is not None and self.divergence is None:
+            if self._diverge(first_step + bad, losses[bad]):
+                return True
+            eval_due = True  # on_divergence: continue — the broken model is evaluated here, as a live point
+            self.t_mark = time.perf_counter()  # the diagnosis' replay is not training time
         sizes = [q[3] for q in pending]
         count = sum(sizes)
         cost = sum(v * n for v, n in zip(losses, sizes)) / count
@@ -420,7 +449,7 @@ class _Trainer:
             s.last_train_accuracy = correct / count
             row["train_accuracy"] = s.last_train_accuracy
         self.rec.metrics(row, s.step, s.examples)
-        self.watch.add_cost(cost)
+        self.watch.add_cost(cost, step=s.step, examples=s.examples, lr=row["lr"])
         if p.eval_every is None:  # time the updates after the session's first log point (no warm-up in them)
             if self._timing_from is None:
                 self._timing_from = (s.step, s.train_time)
@@ -430,7 +459,7 @@ class _Trainer:
         if eval_due or now - getattr(self, "_last_progress", -math.inf) >= PROGRESS_EVERY_S:
             self._last_progress = now
             self.rec.emit({"type": "progress", "step": s.step, "examples": s.examples,
-                           "total_examples": p.total_examples, "epoch": s.examples / p.n_train,
+                           "total_examples": self._planned_examples(), "epoch": s.examples / p.n_train,
                            "cost": cost, "train_accuracy": row.get("train_accuracy"),
                            "examples_per_sec": row["examples_per_sec"], "lr": row["lr"],
                            "elapsed": self._elapsed()})
@@ -465,6 +494,7 @@ class _Trainer:
         t_pass = time.perf_counter() - t_point
         self._snapshot()
         self._probe(grads=not start)
+        self.views.record(self.model, s.step, s.examples, force=start or final)  # boundary, histograms
         seconds = time.perf_counter() - t_point
         if start:  # what a live point costs: the point, with the shorter estimate of its test pass
             self._measured_eval_point(seconds - t_pass + min(t_pass, scaled))
@@ -490,7 +520,7 @@ class _Trainer:
         """The interval between live points, now that an update's cost is known too (see plan.py)."""
         point = self.pos.options.get("eval_point_s")
         self.pos.options["update_s"] = update_s
-        every = default_eval_every(self.plan.total_examples) if point is None else \
+        every = default_eval_every(self.plan.estimated(update_s).total_examples) if point is None else \
             adaptive_eval_every(self.plan, eval_point_s=point, update_s=update_s)
         self._set_eval_every(every)
 
@@ -526,8 +556,8 @@ class _Trainer:
                 s.step0_test_loss = ev["loss"]
             if acc is not None:
                 if s.step == 0:
-                    s.step0_test_accuracy = acc
-                if s.best_test_accuracy is None or acc > s.best_test_accuracy:
+                    s.step0_test_accuracy = acc  # the untrained model: never the run's best
+                elif s.best_test_accuracy is None or acc > s.best_test_accuracy:
                     s.best_test_accuracy = acc
         return ev
 
@@ -547,7 +577,8 @@ class _Trainer:
         s = self.pos
         part = sub.get("subset", sub)
         self.rec.emit({"type": "eval", "step": s.step, "examples": s.examples, "full": ev["full"],
-                       "test_examples": ev["examples"], "test_accuracy": ev["accuracy"], "test_loss": ev["loss"],
+                       "test_examples": ev["examples"], "test_split_size": self.test_split_size,
+                       "test_accuracy": ev["accuracy"], "test_loss": ev["loss"],
                        "test_accuracy_subset": part["accuracy"], "test_loss_subset": part["loss"],
                        "best_test_accuracy": s.best_test_accuracy, "seconds": seconds, "elapsed": self._elapsed()})
 
@@ -555,10 +586,11 @@ class _Trainer:
         s = self.pos
         result = probe(self.model, self.probe_x)
         self.rec.metrics(result["metrics"], s.step, s.examples)
-        if not grads:
+        if not grads or self.divergence is not None:  # a diverged model's probes explain nothing more
             return
         self.watch.add_probe(result)
-        self._announce(self.watch.notes(zero_init=self.zero_init, lr=self.spec.train.lr, final=False))
+        self._announce(self.watch.notes(zero_init=self.zero_init, lr=self.spec.train.lr, final=False,
+                                        optimizer=self.spec.train.optimizer, reference_loss=self.pos.step0_test_loss))
 
     def _announce(self, notes: list[tuple[str, str]]) -> None:
         for kind, text in notes:
@@ -593,6 +625,21 @@ class _Trainer:
     def _elapsed(self) -> float:
         return self.pos.elapsed + time.perf_counter() - self.session_start
 
+    def _budget_examples(self) -> int:
+        """RunResults.total_examples: the plan's; by time alone, what the time paid for (the examples trained
+        when it ran out, else the estimate)."""
+        if not self.plan.by_time:
+            return self.plan.total_examples
+        return self.pos.examples if self.stop_reason == TIME_REASON else (self._planned_examples() or self.pos.examples)
+
+    def _planned_examples(self) -> int | None:
+        """The budget in examples; for a run budgeted by time alone, what its time pays for at the measured
+        speed (None until the updates are timed)."""
+        if not self.plan.by_time:
+            return self.plan.total_examples
+        update_s = self.pos.options.get("update_s")
+        return None if update_s is None else self.plan.estimated(update_s).total_examples
+
     # ================================================================== checkpoints
 
     def _finite_params(self) -> bool:
@@ -602,6 +649,8 @@ class _Trainer:
         """Save weights, optimiser, random states and position; never over a finite one with a broken one."""
         self._last_ckpt_time = time.perf_counter()
         self.rec.flush()  # rows up to this step are stored before the checkpoint that follows them
+        if self.divergence is not None:  # on_divergence: continue — the last finite checkpoint stays
+            return
         if not self._finite_params():
             log.warning("run %s: parameters are not finite at step %d; keeping the last checkpoint",
                         self.run_id, self.pos.step)
@@ -636,33 +685,74 @@ class _Trainer:
 
     # ================================================================== divergence
 
-    def _diverge(self, bad_step: int, bad_loss: float) -> None:
-        """Evaluate the broken model, replay for evidence, keep the last finite weights, explain."""
+    def _diverge(self, bad_step: int, bad_loss: float) -> bool:
+        """Evaluate the broken model, replay for evidence, explain; True if the run ends here.
+
+        ``on_divergence: stop``: keep the last finite weights and finish (status ``diverged``).
+        ``continue``: put the broken model, optimiser and random states back as they were before the
+        replay and return False; the loop trains on to the end of the budget (``_finish_diverged``).
+        """
         s = self.pos
         what = loss_event(bad_loss)
-        self.rec.metrics({"cost": bad_loss}, s.step, s.examples)
-        t0 = time.perf_counter()
-        broken = self._evaluate("both", detail=True)  # accuracy plummets, probabilities NaN: what the practicum sees
-        self._snapshot()
-        self._report_eval(broken, broken, seconds=time.perf_counter() - t0)
-        s.eval_time += time.perf_counter() - t0
-        self.final_eval = broken
-        diverged_at = dataclasses.replace(s)
+        going_on = self.spec.train.on_divergence == "continue"
+        if going_on:  # its log point writes the cost and evaluates the broken model as a live point
+            broken_state = self._state_copy()
+        else:
+            self.rec.metrics({"cost": bad_loss}, s.step, s.examples)
+            t0 = time.perf_counter()
+            broken = self._evaluate("both", detail=True)  # accuracy plummets, probabilities NaN: the practicum's
+            self._snapshot()
+            self._report_eval(broken, broken, seconds=time.perf_counter() - t0)
+            s.eval_time += time.perf_counter() - t0
+            self.final_eval = broken
+        session_start, watch = self.session_start, self.watch  # the replay's restore replaces these and self.pos
         evidence, found = self._replay(bad_step)
+        self.session_start, self.watch = session_start, watch
         if found is not None:
             bad_step, what = found
         warnings = [w.message for w in self.check.warnings]
         lr = evidence.records[-1].lr if evidence.records else self.opt.param_groups[0]["lr"]
-        text = explain_divergence(list(evidence.records), bad_step=bad_step, what=what, lr=lr, warnings=warnings)
-        self.pos = diverged_at
-        if self.last_ckpt is not None:
-            self._restore(self.last_ckpt, weights_only=True)  # the weights artifact: the last finite ones
+        text = explain_divergence(list(evidence.records), bad_step=bad_step, what=what, lr=lr, warnings=warnings,
+                                  optimizer=self.spec.train.optimizer)
+        self.pos = s  # the same object: the loop holds it (the replay worked on a restored copy)
         self.pos.diagnoses.append({"kind": "diverged", "text": text, "step": bad_step})
         records = evidence.to_list()[-16:]
         self.rec.event("divergence", {"step": bad_step, "what": what, "text": text,
                                       "records": json_safe(records)}, s.step)
         self.rec.emit({"type": "diagnosis", "kind": "diverged", "text": text, "step": bad_step})
+        if going_on:
+            self._restore_state(broken_state)
+            self.divergence = {"step": bad_step, "evidence": records}
+            self._note(f"diverged at step {bad_step}; on_divergence: continue, so the broken model trains on "
+                       "to the end of the budget")
+            return False
+        if self.last_ckpt is not None:
+            self._restore(self.last_ckpt, weights_only=True)  # the weights artifact: the last finite ones
         self._finish("diverged", diverged_at_step=bad_step, evidence=records)
+        return True
+
+    def _state_copy(self) -> dict:
+        """The model, optimiser and random states as they are now (before a replay changes them)."""
+        return {"model": copy.deepcopy(self.model.state_dict()), "opt": copy.deepcopy(self.opt.state_dict()),
+                "data": self.gen.get_state(), "data_epoch": self.epoch_gen_state, "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None}
+
+    def _restore_state(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["opt"])
+        self.gen.set_state(state["data"])
+        self.epoch_gen_state = state["data_epoch"]
+        torch.set_rng_state(state["torch"])
+        if state["cuda"] is not None:
+            torch.cuda.set_rng_state(state["cuda"], self.device)
+
+    def _finish_diverged(self) -> RunResults:
+        """``on_divergence: continue`` at the end of the budget (or a stop): diverged, with the first NaN's
+        diagnosis; the end's evaluation is the broken model's, the weights artifact the last finite ones."""
+        if self.last_ckpt is not None:
+            self._restore(self.last_ckpt, weights_only=True)
+        return self._finish("diverged", diverged_at_step=self.divergence["step"],
+                            evidence=self.divergence["evidence"])
 
     def _replay(self, bad_step: int) -> tuple[Evidence, tuple[int, str] | None]:
         """Re-run the updates since the last finite checkpoint, instrumented, up to ``bad_step``."""
@@ -718,7 +808,8 @@ class _Trainer:
         speed = measure_inference(self.model, self.data, amp=self.amp) if len(self.data.test) else {}
         self.rec.metrics({k: v for k, v in speed.items() if k != "inference_batch_size"}, s.step, s.examples)
         if status != "diverged":
-            self._announce(self.watch.notes(zero_init=self.zero_init, lr=self.spec.train.lr, final=True))
+            self._announce(self.watch.notes(zero_init=self.zero_init, lr=self.spec.train.lr, final=True,
+                                            optimizer=self.spec.train.optimizer, reference_loss=s.step0_test_loss))
         diagnoses = self.pos.diagnoses
         diagnosis = "; ".join(d["text"] for d in diagnoses if d["kind"] == "diverged") if status == "diverged" \
             else ("; ".join(d["text"] for d in diagnoses) or None)
@@ -726,7 +817,8 @@ class _Trainer:
             run_id=self.run_id, status=status, device=str(self.device),
             task=self.objective.task, loss=self.objective.loss, params=self.check.total_params,
             examples=s.examples, steps=s.step, epochs=s.examples / self.plan.n_train,
-            total_examples=self.plan.total_examples,
+            total_examples=self._budget_examples(),
+            minutes=self.spec.train.minutes, test_examples=len(self.data.test), test_split_size=self.test_split_size,
             elapsed_s=self._elapsed(), train_time_s=s.train_time,
             examples_per_sec=s.examples / s.train_time if s.train_time > 0 else None,
             eval_time_s=s.eval_time, eval_subset=self.subset_size, eval_every=self.plan.eval_every,
