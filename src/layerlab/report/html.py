@@ -90,7 +90,7 @@ def _table(title: str, columns: list[str], rows: list[list[Any]], note: str = ""
 
 def _cell(v: Any) -> str:
     text = "—" if v is None else str(v)
-    if text in ("diverged", "failed"):
+    if text in ("diverged", "failed", "failed to learn"):
         return f'<span class="bad">{_e(text)}</span>'
     if text == "finished":
         return f'<span class="ok">{_e(text)}</span>'
@@ -157,16 +157,20 @@ def _run_section(store, run: dict) -> tuple[str, str, str]:
     rid = run["id"]
     r = RunResults.from_json(run.get("results") or {})  # a run without results: every value None
     title = f"Run {rid}: {run['name']}"
+    failed = bool(run.get("results")) and r.outcome["kind"] == "failed_to_learn"  # train/outcome.py: one verdict
+    shown_status = r.outcome["label"] if failed else run["status"]
     anchor = f"run-{rid}"
     parts = [f'<section id="{anchor}"><h2>{_e(title)}</h2>',
              f'<p class="meta">{_e(run.get("model") or "")} on {_e(run.get("dataset") or "")} · status '
-             f'{_cell(run["status"])} · created {_when(run.get("created_at"))} · device {_e(run.get("device") or "—")}</p>']
-    if run.get("diagnosis"):
+             f'{_cell(shown_status)} · created {_when(run.get("created_at"))} · device {_e(run.get("device") or "—")}</p>']
+    if failed:
+        parts.append(f'<div class="callout bad-box"><strong>Failed to learn.</strong> {_e(r.outcome["text"])}</div>')
+    elif run.get("diagnosis"):
         parts.append(f'<div class="callout"><strong>Diagnosis.</strong> {_e(run["diagnosis"])}</div>')
     if run.get("error"):
         parts.append(f'<div class="callout bad-box"><strong>Error.</strong> {_e(run["error"])}</div>')
     classifies = r.task == "classification"
-    rows = [["status", run["status"]], ["examples trained", _fmt(r.examples)],
+    rows = [["status", shown_status], ["examples trained", _fmt(r.examples)],
             ["epochs", _fmt(r.epochs, 3)], ["parameters", _fmt(r.params)],
             ["final train loss", _fmt(r.train_loss)], ["final test loss", _fmt(r.test_loss)]]
     if classifies:
@@ -189,8 +193,128 @@ def _run_section(store, run: dict) -> tuple[str, str, str]:
                   _fmt(h.get("test_loss"))] + ([pct(h.get("train_accuracy")), pct(h.get("test_accuracy"))]
                                                if classifies else []) for h in r.history[-30:]]
         parts.append(_table("Per epoch", cols, hrows))
+    parts.append(_activations_block(store, run))
+    parts.append(_inside_block(store, run))
     parts.append(f"<details><summary>Spec (YAML)</summary>{_yaml_block(run['spec'])}</details></section>")
     return anchor, title, "".join(parts)
+
+
+# ----------------------------------------------------------------------------- boundary and histograms over time
+
+
+def _inside_block(store, run: dict) -> str:
+    """The latest decision boundary (2-D data sets) and the stacked weight/gradient histograms, as
+    stored at evaluation points (``train/views.py``); "" for a study's record or a run with none."""
+    from ..data import DATASETS
+    from ..report.figures import boundary_figure, histograms_figure
+    from ..studies.record import is_record
+    from ..train.views import has_plane
+    from ..views_read import read_boundary, read_histograms, read_points
+    if is_record(run):
+        return ""
+    parts = []
+    info = DATASETS.get(run.get("dataset") or "")
+    with tempfile.TemporaryDirectory() as tmp:
+        if info is not None and has_plane(info) and store.view_steps(run["id"], "boundary"):
+            got = read_boundary(store, run["id"])
+            try:
+                from ..spec import load_spec
+                points = read_points(load_spec(run["spec"]).data.load())
+            except LayerlabError:
+                points = None
+            meta = got["meta"]
+            path = boundary_figure(got["grid"], meta["extent"], points, Path(tmp) / "boundary.png", value=meta["value"],
+                                   classification=meta["task"] == "classification")
+            parts += [f"<h3>Decision boundary at step {_fmt(got['step'])}</h3>",
+                      f'<p class="note">{_e(meta["value"])} over the input plane after {_fmt(got["examples"])} '
+                      "examples, under the training (filled) and test (ringed) points.</p>",
+                      _img(path.read_bytes(), f"Decision boundary of run {run['id']}")]
+        hist = read_histograms(store, run["id"])
+        if hist["layers"]:
+            path = histograms_figure(hist["layers"], Path(tmp) / "histograms.png")
+            flagged = "".join(f"<li>{_e(d['text'])} (layer {d['layer'] + 1}, {_e(d['layer_name'])})</li>"
+                              for d in hist["diagnoses"])
+            parts += ["<h3>Weights and gradients over time</h3>",
+                      f'<p class="note">Per layer, {hist["bins"]} equal bins over each tensor\'s range at '
+                      f"{len(hist['steps'])} evaluation points; the newest in front.</p>",
+                      f"<ul>{flagged}</ul>" if flagged else "",
+                      _img(path.read_bytes(), f"Weight and gradient histograms of run {run['id']}")]
+    return "".join(parts)
+
+
+# ----------------------------------------------------------------------------- activations of one example
+
+ACTIVATIONS_EXAMPLE = 0  # the fixed test example whose layer outputs a run's report shows
+
+
+def _activations_block(store, run: dict) -> str:
+    """Every layer's output for test example ``ACTIVATIONS_EXAMPLE`` and the conv filters, as the dashboard
+    shows them (``server/activations.py``); a note saying why when they cannot be computed; "" if not images."""
+    from ..data import DATASETS
+    from ..server.activations import example_activations
+    from ..server.datacache import DataCache
+    from ..studies.record import is_record
+    info = DATASETS.get(run.get("dataset") or "")
+    if info is None or len(info.input_shape) != 3 or is_record(run):
+        return ""
+    try:
+        out = example_activations(store, run["id"], DataCache(size=1), ACTIVATIONS_EXAMPLE)
+    except LayerlabError as exc:
+        return f'<p class="note">Activations of test example {ACTIVATIONS_EXAMPLE} not shown: {_e(exc)}</p>'
+    w = out["weights"]
+    what = "final weights" if w["source"] == "final" else "latest checkpoint"
+    truth = f", true class {_e(out['class_name'] or out['label'])}" if out["label"] is not None else ""
+    parts = [f"<h3>Activations of test example {ACTIVATIONS_EXAMPLE}</h3>",
+             f'<p class="note">{what} after {_fmt(w["examples"])} examples{truth}. Feature maps are scaled from '
+             f"each layer's min to its max (the first {out['max_channels']} channels); conv filters are scaled "
+             "symmetrically, a zero weight mid-grey.</p>"]
+    for layer in out["layers"]:
+        parts.append(_activation_layer_html(layer))
+    return "".join(parts)
+
+
+def _activation_layer_html(layer: dict) -> str:
+    shape = "×".join(str(n) for n in layer["output_shape"])
+    head = (f'<h4>layer {layer["index"] + 1} · {_e(layer["kind"])} · {shape} · min {_fmt(layer["min"])} · '
+            f'max {_fmt(layer["max"])}</h4>')
+    pixel = "image-rendering:pixelated;border:1px solid #d0d7de;margin:0 3px 3px 0"
+    if layer["view"] == "maps":
+        body = "".join(f'<img alt="channel {c}" style="height:56px;{pixel}" src="data:image/png;base64,{png}">'
+                       for c, png in enumerate(layer["maps"]))
+        if len(layer["maps"]) < layer["channels"]:
+            body += f'<p class="note">first {len(layer["maps"])} of {layer["channels"]} channels</p>'
+    else:
+        png = _vector_png(layer["values"])
+        body = f'<img alt="{_e(layer["kind"])} output values" style="max-width:100%" src="data:image/png;base64,{png}">'
+        if len(layer["values"]) < layer["channels"]:
+            body += f'<p class="note">first {len(layer["values"])} of {layer["channels"]} values</p>'
+    f = layer.get("filters")
+    if f:
+        body += (f'<p class="note">filters {"×".join(map(str, f["shape"]))}, weights {_fmt(f["min"])} … '
+                 f'{_fmt(f["max"])}</p>')
+        body += "".join(f'<img alt="filter {k}" style="height:30px;{pixel}" src="data:image/png;base64,{png}">'
+                        for k, png in enumerate(f["images"]))
+    return f"<div>{head}<div>{body}</div></div>"
+
+
+def _vector_png(values: list) -> str:
+    """A flat layer output as a small bar chart (matplotlib), base64 PNG; non-finite values drawn as 0."""
+    import io
+    from ..plots import _pyplot
+    plt = _pyplot()
+    ys = [v if isinstance(v, (int, float)) and math.isfinite(v) else 0.0 for v in values]
+    fig, ax = plt.subplots(figsize=(7.5, 1.6))
+    ax.bar(range(len(ys)), ys, width=1.0 if len(ys) > 64 else 0.8,
+           color=["#d1453b" if y < 0 else "#1f6feb" for y in ys])
+    ax.axhline(0, color="#6e7781", linewidth=0.6)
+    ax.tick_params(labelsize=7)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 _KIND_TITLES = {"sweep": "Sweep", "lr-find": "Learning-rate range test", "study": "Study"}

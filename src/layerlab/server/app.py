@@ -19,9 +19,10 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 
 from ..cli_support import error_json, json_safe
 from ..errors import LayerlabError
-from . import api_catalogue, api_runs, openapi
+from . import api_activations, api_catalogue, api_export, api_runs, api_views, openapi
 from .assets import load_assets
 from .datacache import DataCache
+from .downloads import Downloads
 from .pool import WorkerPool
 from .predict import shutdown_worker as shutdown_predictions
 from .schemas import HealthOut
@@ -126,6 +127,7 @@ def create_app(store=None, *, token: str | None = None, workers: int = 2, allowe
                   docs_url=None, redoc_url=None)  # openapi.install serves them, without a CDN
     app.state.store, app.state.pool, app.state.assets = store, pool, assets
     app.state.data = DataCache(size=data_cache_size)
+    app.state.downloads = Downloads()  # the builder's Download button (downloads.py)
     app.state.stream_poll, app.state.shutting_down = stream_poll, False
 
     # Middleware: the last added runs first. Order: security headers (on every answer, refusals
@@ -143,6 +145,9 @@ def create_app(store=None, *, token: str | None = None, workers: int = 2, allowe
     openapi.install(app, token=bool(token))  # the schema as the server answers, 405 Allow, offline /docs
     app.include_router(api_catalogue.router)
     app.include_router(api_runs.router)
+    app.include_router(api_activations.router)
+    app.include_router(api_export.router)
+    app.include_router(api_views.router)
 
     @app.get("/api/health", summary="Server version, store, static prefix and worker pool state",
              response_model=None, responses={200: {"model": HealthOut},

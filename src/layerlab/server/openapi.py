@@ -47,6 +47,7 @@ ERROR_DESCRIPTIONS = {
     409: "Conflict: a run in the wrong state for this request, a data set not on this machine "
          "(`DataUnavailable`, with `problems`), or a server without workers",
     413: "Too large: the model or data set is larger than this server builds or keeps loaded",
+    501: "Not implemented here: the request needs optional packages this server lacks (`ExportUnavailable`)",
     503: "Unavailable: the store cannot be used (`StoreUnavailable`)",
     507: "Out of memory: the work needed more memory than the machine could give",
 }

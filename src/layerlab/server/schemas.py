@@ -19,8 +19,8 @@ from ..store.store import STATUSES
 __all__ = ["RunCreate", "RunRename", "SpecText", "SpecExport", "MAX_SPEC_TEXT", "Number", "ErrorOut", "ProblemOut",
            "RequestErrorOut", "RunSummary", "RunListItem", "RunList", "RunDetail", "RunQueued", "MetricsPage",
            "SeriesOut", "EventsPage", "PredictionsOut", "CheckOut", "ParsedSpec", "PredictOut", "LayerKind",
-           "InitOut", "OptimizersOut", "PresetOut", "PresetRow", "DatasetOut", "DatasetStatsOut", "MetaOut",
-           "HealthOut", "PoolState"]
+           "InitOut", "OptimizersOut", "PresetOut", "PresetRow", "DatasetOut", "DatasetStatsOut", "DownloadOut", "MetaOut",
+           "HealthOut", "PoolState", "OutcomeOut", "MetricDefOut", "ActivationsOut", "BoundaryOut", "HistogramsOut"]
 
 MAX_SPEC_TEXT = 200_000  # characters of an uploaded YAML/JSON spec (the body limit is 256 KiB)
 
@@ -106,6 +106,22 @@ class RequestErrorOut(BaseModel):
     errors: list[FieldErrorOut]
 
 
+class OutcomeOut(BaseModel):
+    """Did the run learn? ``RunResults.outcome`` (train/outcome.py): the badge's label and the cause in evidence."""
+
+    kind: Literal["learned", "failed_to_learn", "diverged", "stopped"]
+    label: str = Field(..., description="what the status badge says, e.g. 'failed to learn'")
+    text: str | None = Field(..., description="the cause in evidence (failed to learn, diverged); null otherwise")
+
+
+class MetricDefOut(BaseModel):
+    """One dashboard number's definition (layerlab.metric_defs; the same words as docs/metrics.md)."""
+
+    key: str = Field(..., description="the counter or chart it defines (for counters, the RunResults field)")
+    label: str
+    definition: str
+
+
 class RunSummary(BaseModel):
     """A run without its spec and bulky results (lists, stream headers, answers to changes)."""
 
@@ -130,6 +146,10 @@ class RunSummary(BaseModel):
     stop_requested: bool | None
     host: str | None
     pid: int | None
+    optimizer: str | None = Field(..., description="train.optimizer of the run's spec")
+    lr: Number | None = Field(..., description="train.lr of the run's spec (the schedule's starting value)")
+    params: int | None = Field(..., description="trainable parameters (from the results; null before the end)")
+    outcome: OutcomeOut | None = Field(..., description="the verdict once the run has results; null before")
 
 
 class PoolState(BaseModel):
@@ -318,6 +338,20 @@ class DatasetStatsOut(BaseModel):
     stats: dict[str, Any] = Field(..., description="counts, shapes, pixel range, class balance")
 
 
+class DownloadOut(BaseModel):
+    """A data set's download job (``downloads.py``), polled by the builder for its progress bar."""
+
+    dataset: str
+    state: Literal["idle", "running", "done", "failed"]
+    file: str | None = Field(..., description="the file being fetched (or last fetched)")
+    files: int = Field(..., description="files the data set has")
+    bytes_done: int
+    bytes_total: int | None = Field(..., description="bytes of all its files, where known")
+    fraction: float = Field(..., ge=0.0, le=1.0, description="bytes_done / bytes_total")
+    error: str | None = Field(..., description="why it failed (names no server folder)")
+    seconds: float | None = Field(..., description="since the job started")
+
+
 class MetaOut(BaseModel):
     version: str
     layers: list[LayerKind]
@@ -328,6 +362,7 @@ class MetaOut(BaseModel):
     train_fields: list[FieldOut]
     data_fields: list[FieldOut]
     workers: int
+    metrics: list[MetricDefOut] = Field(..., description="what each dashboard number means (GET /api/metrics)")
 
 
 class HealthOut(BaseModel):
@@ -337,3 +372,126 @@ class HealthOut(BaseModel):
     static: str = Field(..., description="the versioned prefix of the page's static files")
     pool: PoolState | None
     store_error: str | None = Field(None, description="why the store cannot be used (with 503)")
+
+
+# ------------------------------------------------------------------------------ activations (api_activations.py)
+
+
+class FiltersOut(BaseModel):
+    shape: list[int] = Field(..., description="the weight's shape: [out, in, *kernel]")
+    min: Number
+    max: Number
+    count: int = Field(..., description="filters (output channels) in the layer")
+    inputs: int = Field(..., description="input channels of each filter")
+    inputs_shown: int = Field(..., description="input channels drawn side by side in each image")
+    rgb: bool = Field(..., description="each image is one RGB filter over three input channels")
+    images: list[str] = Field(..., description="base64 PNGs of the first filters, a zero weight mid-grey")
+
+
+class LayerActivationOut(BaseModel):
+    index: int = Field(..., description="0-based index in the spec's `model`")
+    kind: str
+    name: str = Field(..., description="the built module's name (conv2d1, relu2...)")
+    output_shape: list[int] = Field(..., description="without the batch axis, as the shape checker's rows")
+    min: Number
+    max: Number
+    view: Literal["maps", "vector"] = Field(..., description="maps: per-channel images; vector: values for bars")
+    channels: int = Field(..., description="channels (maps) or values (vector) in the whole output")
+    maps: list[str] | None = Field(None, description="base64 8-bit PNGs of the first channels, min..max of the layer")
+    values: list[Number] | None = Field(None, description="the first values of a flat output")
+    filters: FiltersOut | None = Field(None, description="a conv layer's filters")
+
+
+class WeightsSourceOut(BaseModel):
+    source: Literal["final", "checkpoint"]
+    step: int | None
+    examples: int | None
+
+
+class ActivationsOut(BaseModel):
+    run_id: int
+    index: int
+    label: int | None = Field(..., description="the example's class, for a classification data set")
+    class_name: str | None
+    weights: WeightsSourceOut
+    max_channels: int = Field(..., description="maps and filters sent per layer at most")
+    max_units: int = Field(..., description="values of a flat output sent at most")
+    layers: list[LayerActivationOut]
+
+
+# ------------------------------------------------------------------------------ views (api_views.py)
+
+
+class GridOut(BaseModel):
+    min: Number = Field(..., description="the value of level 0")
+    max: Number = Field(..., description="the value of level 255")
+    data: str = Field(..., description="base64 of size*size uint8 levels, row-major, row 0 at the plane's lowest y")
+
+
+class NeuronLayerOut(BaseModel):
+    layer: int = Field(..., description="0-based index in the spec's `model` of the hidden weighted layer")
+    name: str = Field(..., description="its module's name (fc1...)")
+    output: str = Field(..., description="the module whose output is the units' activation (tanh1...)")
+    units: int
+    shown: int = Field(..., description="units with a map (the first ones)")
+    maps: list[GridOut]
+
+
+class PlanePointsOut(BaseModel):
+    x: list[list[Number]] = Field(..., description="raw inputs [x, y]")
+    y: list[Number] = Field(..., description="labels (classification) or targets")
+    of: int = Field(..., description="examples in the split (the first ones are sent)")
+
+
+class BoundaryOut(BaseModel):
+    run_id: int
+    step: int
+    examples: int
+    steps: list[int] = Field(..., description="every step with a stored boundary")
+    task: str
+    value: str = Field(..., description="what the grid holds: p(<last class>) or output")
+    size: int
+    extent: list[list[Number]] = Field(..., description="[[x0, x1], [y0, y1]] of the plane")
+    grid: GridOut
+    neuron_size: int
+    neurons: list[NeuronLayerOut]
+    points: dict[str, PlanePointsOut] | None = Field(None, description="train and test points (with points=true)")
+
+
+class HistogramOut(BaseModel):
+    lo: Number
+    hi: Number
+    counts: list[int]
+    edges: list[Number] = Field(..., description="bins + 1 edges from lo to hi")
+    n: int = Field(..., description="finite values counted")
+    nonfinite: int
+
+
+class HistogramPointOut(BaseModel):
+    step: int
+    examples: int
+    weights: HistogramOut
+    grads: HistogramOut | None = Field(..., description="the last update's gradient (none at step 0)")
+
+
+class LayerHistogramsOut(BaseModel):
+    index: int = Field(..., description="0-based index in the spec's `model`")
+    name: str
+    shape: list[int] = Field(..., description="the weight tensor's shape")
+    points: list[HistogramPointOut]
+
+
+class DiagnosisLayerOut(BaseModel):
+    kind: str
+    step: int | None
+    text: str
+    layer: int = Field(..., description="the layer whose histograms the diagnosis concerns")
+    layer_name: str
+
+
+class HistogramsOut(BaseModel):
+    run_id: int
+    bins: int | None
+    steps: list[int]
+    layers: list[LayerHistogramsOut]
+    diagnoses: list[DiagnosisLayerOut]

@@ -9,8 +9,8 @@ streaming that run, so 500 viewers cost one poll, not 500. Messages (``event:`` 
 
 * ``run``      the run's summary; first, and again after every status change
 * ``metrics``  ``{"rows": [{id, name, step, examples, wall_time, value}, ...]}`` in id order
-* one message per store event, named by its kind (``status``, ``prediction``, ``diagnosis``,
-  ``divergence``, ``epoch``, ...): ``{id, kind, payload, time}`` in id order
+* one message per store event, named by its kind (``status``, ``stage``, ``prediction``,
+  ``diagnosis``, ``divergence``, ``epoch``, ...): ``{id, kind, payload, time}`` in id order
 * ``end``      ``{"status", "run"}`` once the run is over (not queued or running) and every row
   written before that has been sent; then the stream closes.
 
@@ -57,11 +57,20 @@ def run_summary(run: dict) -> dict:
         "model": run["model"], "seed": run.get("seed"), "device": run.get("device"),
         "created_at": run["created_at"], "started_at": run.get("started_at"), "finished_at": run.get("finished_at"),
         "updated_at": run.get("updated_at"), "duration_s": duration, "step": run.get("step"),
-        "examples": run.get("examples"), "best_test_accuracy": run.get("best_test_accuracy"),
+        "examples": run.get("examples"),
+        "best_test_accuracy": results.best_test_accuracy if results else run.get("best_test_accuracy"),
         "test_accuracy": results.test_accuracy if results else None, "diagnosis": run.get("diagnosis"),
         "error": run.get("error"), "stop_requested": run.get("stop_requested"),
-        "host": run.get("host"), "pid": run.get("pid"),
+        "host": run.get("host"), "pid": run.get("pid"), **_training(run, results),
     }
+
+
+def _training(run: dict, results: RunResults | None) -> dict:
+    """The optimiser, lr and parameter count the runs table shows, and the verdict once there are results."""
+    train = ((run.get("spec") or {}).get("train") or {}) if isinstance(run.get("spec"), dict) else {}
+    lr = train.get("lr")
+    return {"optimizer": train.get("optimizer"), "lr": lr if isinstance(lr, (int, float)) else None,
+            "params": results.params if results else None, "outcome": results.outcome if results else None}
 
 
 def _message(event: str, data, cursor: tuple[int, int]) -> str:

@@ -6,9 +6,11 @@
 // with Last-Event-ID, so a dropped connection resumes where it stopped.
 
 import { api, withToken } from './api.js';
-import { dom, h, toast } from './dom.js';
+import { CLS, dom, h, toast } from './dom.js';
 import { compact, duration, fixed, int, pct, toNum } from './format.js';
 import { renderPredictions } from './predictions.js';
+import { Ema, RunningRate, examplesAxis, examplesAxisUpdate, scaleToggle, yScale } from './charts.js';
+import { onViewEvent } from './inside.js';
 
 const FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, sans-serif';
 const COLORS = { train: '#2357d6', test: '#e8590c', third: '#2b8a3e' };
@@ -22,7 +24,7 @@ const CHARTS = {
     traces: [['cost', 'train cost', COLORS.train], ['test_loss_subset', 'test loss (subset)', COLORS.test],
       ['test_loss', 'test loss (full set)', COLORS.test]] },
   speed: { el: 'chartSpeed', y: { rangemode: 'tozero' },
-    traces: [['examples_per_sec', 'examples / sec', COLORS.third]] },
+    traces: [['examples_per_sec', 'each interval, 0.7 moving average', COLORS.third]] },
 };
 const TRACE_OF = {};  // metric name -> [chart key, trace index]
 for (const [key, c] of Object.entries(CHARTS)) c.traces.forEach(([metric], i) => { TRACE_OF[metric] = [key, i]; });
@@ -55,17 +57,19 @@ function layout(c) {
     height: 220, margin: { l: 46, r: 10, t: 22, b: 34 }, font: { family: FONT, size: 11, color: '#3b4452' },
     paper_bgcolor: '#fff', plot_bgcolor: '#fff', showlegend: true, hovermode: 'x unified',
     legend: { orientation: 'h', x: 1, xanchor: 'right', y: 1, yanchor: 'bottom', font: { size: 11 } },
-    xaxis: { title: { text: 'examples trained', standoff: 2, font: { size: 11 } }, gridcolor: '#eef0f3', zeroline: false, rangemode: 'tozero', tickformat: '~s' },
-    yaxis: { gridcolor: '#eef0f3', zeroline: false, automargin: true, ...c.y },
+    xaxis: { title: { text: 'examples trained', standoff: 2, font: { size: 11 } }, gridcolor: '#eef0f3', zeroline: false, ...examplesAxis(0) },
+    yaxis: { gridcolor: '#eef0f3', zeroline: false, automargin: true, ...c.y, ...(c.toggle ? { type: yScale(c.toggle, []) } : {}) },
     uirevision: 'keep',
     annotations: [{ text: view.mode === 'run' ? 'waiting for the first measurements…' : 'no run yet: press Train',
-      showarrow: false, xref: 'paper', yref: 'paper', x: 0.5, y: 0.5, font: { size: 12, color: '#8a94a3' } }],
+      showarrow: false, xref: 'paper', yref: 'paper', x: 0.5, y: 0.5, font: { size: 12, color: '#5f6b7a' } }],  // 5.4:1 on white (WCAG AA)
   };
 }
 
 const CONFIG = { displayModeBar: false, responsive: true };
 
 export function resetCharts() {
+  view.ema = new Ema();
+  view.rate = new RunningRate();
   if (!window.Plotly) return;
   for (const c of Object.values(CHARTS)) {
     const traces = c.traces.map(([, name, color]) => ({ x: [], y: [], name, type: 'scatter', mode: 'lines',
@@ -95,14 +99,54 @@ function extendCharts(rows) {
     const n = CHARTS[key].traces.length;
     per[key] ||= { x: Array.from({ length: n }, () => []), y: Array.from({ length: n }, () => []) };
     per[key].x[i].push(r.examples);
-    per[key].y[i].push(plotValue(r.value));
+    // the interval rate is drawn smoothed (the Model Builder's 0.7 moving average); the counter is the run's average
+    per[key].y[i].push(r.name === 'examples_per_sec' ? view.ema.push(plotValue(r.value)) : plotValue(r.value));
   }
   for (const [key, upd] of Object.entries(per)) {
     const div = dom[CHARTS[key].el];
     const idx = upd.x.map((_, i) => i);
     Plotly.extendTraces(div, upd, idx);
-    if (div.layout.annotations?.length) Plotly.relayout(div, { annotations: [] });
+    const relayout = { ...(examplesAxisUpdate(div, Math.max(0, ...div.data.flatMap((t) => t.x))) || {}), ...scaleUpdate(CHARTS[key]) };
+    if (div.layout.annotations?.length) relayout.annotations = [];
+    if (Object.keys(relayout).length) Plotly.relayout(div, relayout);
   }
+}
+
+// The y-axis type of a chart with a log-scale toggle, as a relayout ({} when it is already right).
+function scaleUpdate(c) {
+  const div = dom[c.el];
+  if (!c.toggle || !div.data) return {};
+  const type = yScale(c.toggle, div.data.flatMap((t) => t.y));
+  return div.layout.yaxis?.type === type ? {} : { 'yaxis.type': type, 'yaxis.autorange': true };
+}
+
+// Counters and charts described on hover and keyboard focus, in the words of docs/metrics.md (served in meta).
+const COUNTER_DEFS = { cExamples: 'examples', cElapsed: 'elapsed_s', cSpeed: 'examples_per_sec',
+  cInfer: 'inferences_per_sec_b1', cLatency: 'latency_ms_b1', cTest: 'test_accuracy' };
+export function initDashboard(meta) {
+  const defs = Object.fromEntries((meta.metrics || []).map((d) => [d.key, d]));
+  const infer = dom.cInfer.parentElement;
+  if (!infer.querySelector('.c-sub')) infer.append(h('span', { class: 'c-sub' }, h('span', { id: 'c-infer-batched' })));
+  for (const [el, key] of Object.entries(COUNTER_DEFS)) {
+    if (defs[key]) describe(dom[el].parentElement, defs[key]);
+  }
+  if (defs.inferences_per_sec) describe(infer.querySelector('.c-sub'), defs.inferences_per_sec);
+  const speedCap = dom.chartSpeed.parentElement.querySelector('figcaption');
+  if (defs.examples_per_sec_chart && speedCap) describe(speedCap, defs.examples_per_sec_chart);
+  const cost = CHARTS.cost;
+  cost.toggle = scaleToggle('log scale', () => { const u = scaleUpdate(cost); if (Object.keys(u).length) Plotly.relayout(dom[cost.el], u); });
+  cost.toggle.box.setAttribute('aria-label', 'Cost chart: logarithmic y axis');
+  dom.chartCost.parentElement.querySelector('figcaption')?.append(cost.toggle.el);
+}
+
+// A focusable "i" in `target` whose tooltip (role tooltip, aria-describedby) gives the definition.
+function describe(target, def) {
+  if (!target || document.getElementById(`def-${def.key}`)) return;
+  if (target.classList.contains('counter')) target.removeAttribute('title');
+  const tip = h('span', { class: 'def-tip', role: 'tooltip', id: `def-${def.key}` }, def.definition);
+  const btn = h('button', { type: 'button', class: 'def-info', 'aria-label': `What is ${def.label}?`,
+    'aria-describedby': tip.id, 'data-def': def.key }, 'i');
+  target.append(h('span', { class: 'def' }, btn, tip));
 }
 
 // ------------------------------------------------------------------ counters
@@ -110,8 +154,15 @@ function extendCharts(rows) {
 function renderCounters() {
   const l = view.latest;
   dom.cExamples.textContent = int(view.examples);
-  dom.cSpeed.textContent = l.examples_per_sec !== undefined ? compact(l.examples_per_sec) : '—';
-  dom.cInfer.textContent = l.inferences_per_sec !== undefined ? compact(l.inferences_per_sec) : '—';
+  const speed = view.final?.examples_per_sec ?? view.rate?.value;  // the run's average: RunResults.examples_per_sec
+  dom.cSpeed.textContent = speed !== undefined && speed !== null ? compact(speed) : '—';
+  dom.cInfer.textContent = l.inferences_per_sec_b1 !== undefined ? compact(l.inferences_per_sec_b1) : '—';  // batch 1
+  const batched = document.getElementById('c-infer-batched');
+  if (batched) {
+    const size = view.final?.inference_batch_size;
+    batched.textContent = l.inferences_per_sec !== undefined
+      ? `batched${size ? ` (batch ${int(size)})` : ''}: ${compact(l.inferences_per_sec)}` : '';
+  }
   dom.cLatency.textContent = l.latency_ms_b1 !== undefined ? `${fixed(l.latency_ms_b1, 3)} ms` : '—';
   dom.cTest.textContent = l.test_accuracy !== undefined ? pct(l.test_accuracy, 1) : '—';
   renderElapsed();
@@ -125,6 +176,7 @@ function renderElapsed() {
 
 function clearCounters() {
   view.latest = {};
+  view.final = null;
   view.examples = 0;
   view.elapsedBase = null;
   renderCounters();
@@ -144,6 +196,7 @@ export function showDraft() {
   dom.runNote.textContent = 'Train it to see the curves fill in.';
   dom.banner.hidden = true;
   dom.results.hidden = true;
+  renderExports(null);
   dom.stop.disabled = true;
   dom.resume.hidden = true;
   draftPredictions(...(view.draftPred || [null, null]));
@@ -188,12 +241,13 @@ export async function openRun(id) {
   src.addEventListener('prediction', (e) => { if (view.source === src) onPrediction(JSON.parse(e.data).payload); });
   src.addEventListener('diagnosis', (e) => { if (view.source === src) onDiagnosis(JSON.parse(e.data).payload); });
   src.addEventListener('divergence', (e) => { if (view.source === src) onDiagnosis({ kind: 'diverged', ...JSON.parse(e.data).payload }); });
+  src.addEventListener('view', () => { if (view.source === src) onViewEvent(); });  // a new boundary / histograms
+  src.addEventListener('stage', (e) => { if (view.source === src) renderStage(JSON.parse(e.data).payload); });
   src.addEventListener('end', (e) => {
     if (view.source !== src) return;
     const data = JSON.parse(e.data);
     closeStream();
-    setRun(summaryOf(data.run));
-    showResults(data.run);
+    finishRun(id, data.run);
   });
   src.onerror = () => {
     if (view.source === src && src.readyState === EventSource.CLOSED) {
@@ -202,6 +256,15 @@ export async function openRun(id) {
   };
   clearInterval(tick);
   tick = setInterval(renderElapsed, 500);
+}
+
+// The end: the API's view of the run (its summary carries the outcome, its results read back by RunResults).
+async function finishRun(id, raw) {
+  let run = raw;
+  try { run = await api(`/api/runs/${id}`); } catch (err) { /* the stream's copy will do */ }
+  if (currentRun()?.id !== id) return;
+  setRun(summaryOf(run));
+  showResults(run);
 }
 
 function summaryOf(run) {
@@ -215,12 +278,12 @@ function closeStream() {
 }
 
 function setRun(run) {
+  if (exportBar && exportBar.dataset.run !== String(run.id)) renderExports(null);
   view.run = { ...view.run, ...run };
   view.imageUrl = `/api/runs/${run.id}/images/{index}.png`;
   dom.runTitle.textContent = `${run.name}`;
   dom.runStatus.hidden = false;
-  dom.runStatus.textContent = run.status;
-  dom.runStatus.className = `status-badge ${run.status}`;
+  renderBadge(dom.runStatus, view.run);
   dom.runNote.textContent = `run #${run.id} · ${run.dataset} · ${run.model}` + (run.device ? ` · ${run.device}` : '');
   if (run.duration_s !== null && run.duration_s !== undefined) {
     view.elapsedBase = run.duration_s;
@@ -229,14 +292,68 @@ function setRun(run) {
   dom.stop.disabled = !ACTIVE.includes(run.status);
   dom.resume.hidden = !RESUMABLE.includes(run.status) || view.resuming === run.id;
   dom.resume.disabled = false;
+  if (!ACTIVE.includes(run.status)) renderStage(null);
+  settlePlaceholders(view.run);
   renderBanner();
   renderCounters();
   listeners.forEach((fn) => fn(view.run));
 }
 
+// The stage a starting run is in (src/layerlab/stages.py), beside its status and on the empty charts.
+const STAGE_TEXT = {
+  queued: (p) => `queued: ${p.position ? `number ${p.position} in line` : 'waiting for a worker'}`,
+  starting: (p) => (p.warm ? 'starting on a warm worker' : 'starting a worker process (importing torch)…'),
+  loading_data: (p) => (p.resident ? 'data already in memory' : 'loading the data set…'),
+  evaluating: () => 'evaluating the untrained model…',
+  training: () => 'training',
+};
+
+function renderStage(p) {
+  const active = ACTIVE.includes(view.run?.status) && p && STAGE_TEXT[p.stage];
+  let el = dom.runStatus.parentNode.querySelector(`.${CLS.runStage}`);
+  if (!el && !active) return;
+  if (!el) {
+    el = h('span', { class: CLS.runStage, role: 'status' });
+    dom.runStatus.after(el);
+  }
+  el.hidden = !active;
+  if (!active) return;
+  const text = STAGE_TEXT[p.stage](p);
+  el.replaceChildren(text);
+  for (const c of Object.values(CHARTS)) {
+    const div = dom[c.el];
+    if (window.Plotly && div.layout?.annotations?.length) Plotly.relayout(div, { 'annotations[0].text': text });
+  }
+}
+
+// The status badge says what the outcome says once there is one ("failed to learn"), else the status.
+export function renderBadge(el, run) {
+  const failed = run.outcome?.kind === 'failed_to_learn';
+  el.textContent = failed ? run.outcome.label : run.status;
+  el.className = `status-badge ${failed ? 'failed-to-learn' : run.status}`;
+  if (failed) el.title = run.outcome.text || ''; else el.removeAttribute('title');
+}
+
+// A run that is over leaves no "waiting…" behind: an empty chart and an empty prediction grid say what happened.
+function settlePlaceholders(run) {
+  if (ACTIVE.includes(run.status) || !window.Plotly) return;
+  const why = { diverged: 'the run diverged before this was measured', failed: 'the run failed before this was measured',
+    stopped: 'the run was stopped before this was measured', interrupted: 'the run was interrupted before this was measured' };
+  const text = why[run.status] || 'nothing was measured';
+  for (const c of Object.values(CHARTS)) {
+    const div = dom[c.el];
+    if (div.layout?.annotations?.length && !div.data?.some((t) => t.x.length)) Plotly.relayout(div, { 'annotations[0].text': text });
+  }
+  if (dom.predGrid.querySelector('.pred')) return;
+  if (/^Waiting/.test(dom.predGrid.textContent.trim())) {
+    renderPredictions(dom.predGrid, null, null, `No predictions: ${text.replace('this was measured', 'the first snapshot')}.`);
+  }
+}
+
 function onMetrics(rows) {
   for (const r of rows) {
     view.latest[r.name] = r.value;
+    if (r.name === 'examples_per_sec') view.rate.push(r.examples, toNum(r.value));
     if (r.examples > view.examples) view.examples = r.examples;
   }
   extendCharts(rows);
@@ -264,6 +381,8 @@ function renderBanner() {
     text = run.diagnosis || view.diagnoses.filter((d) => d.kind === 'diverged').map((d) => d.text).join(' ') || 'the loss became NaN or infinite';
   } else if (run.status === 'failed') {
     cls = 'bad'; title = 'Training failed'; text = run.error || 'see the server log';
+  } else if (run.outcome?.kind === 'failed_to_learn') {
+    cls = 'bad'; title = 'Failed to learn'; text = run.outcome.text;
   } else if (run.status === 'interrupted') {
     cls = 'info'; title = 'Interrupted'; text = `The trainer stopped unexpectedly (the server or its worker went away). Resume continues from the last checkpoint (or: layerlab train --resume ${run.id}).`;
   } else if (run.status === 'stopped') {
@@ -280,9 +399,11 @@ function renderBanner() {
 
 function showResults(run) {
   const r = run.results;
+  renderExports(run);
   if (!r) return;
-  for (const [k, v] of [['inferences_per_sec', r.inferences_per_sec], ['latency_ms_b1', r.latency_ms_b1],
-    ['test_accuracy', r.test_accuracy]]) if (v !== undefined && v !== null) view.latest[k] = v;
+  view.final = { examples_per_sec: r.examples_per_sec ?? null, inference_batch_size: r.inference_batch_size ?? null };
+  for (const [k, v] of [['inferences_per_sec', r.inferences_per_sec], ['inferences_per_sec_b1', r.inferences_per_sec_b1],
+    ['latency_ms_b1', r.latency_ms_b1], ['test_accuracy', r.test_accuracy]]) if (v !== undefined && v !== null) view.latest[k] = v;
   if (r.examples) view.examples = Math.max(view.examples, r.examples);
   if (r.elapsed_s) { view.elapsedBase = r.elapsed_s; view.elapsedAt = performance.now(); }
   renderCounters();
@@ -306,6 +427,26 @@ function showResults(run) {
     isImageSet(run) ? h('img', { src: withToken(view.imageUrl.replace('{index}', w.index)), alt: `test example ${w.index}`, width: 44, height: 44 }) : null,
     h('div', {}, h('span', {}, 'true: ', h('b', {}, name(w.label))), h('span', {}, `guess: ${name(w.predicted)}`),
       h('span', { class: 'muted' }, `p(true) ${pct(w.p_true, 2)}`)))));
+}
+
+// Download links for an ended run's exports (GET /api/runs/{id}/export; docs/ui.md, "Export").
+const EXPORTS = [
+  ['pytorch', 'PyTorch (.py)', 'A standalone PyTorch file (torch + safetensors only); save the weights beside it'],
+  ['weights', 'Weights', 'The trained weights (.safetensors) that the PyTorch file loads'],
+  ['onnx', 'ONNX', 'The model as ONNX (torch’s exporter)'],
+  ['spec', 'Spec (YAML)', 'The run’s spec, to train it again'],
+];
+let exportBar = null;
+function renderExports(run) {
+  exportBar?.remove();
+  exportBar = null;
+  if (!run?.results) return;
+  exportBar = h('div', { class: 'export-bar', id: 'export-bar', dataset: { run: String(run.id) } },
+    h('span', { class: 'muted small' }, 'Export'),
+    ...EXPORTS.map(([fmt, label, title]) => h('a', {
+      class: 'btn ghost small', download: '', title, dataset: { format: fmt },
+      href: withToken(`/api/runs/${run.id}/export?format=${fmt}`) }, label)));
+  dom.runNote.after(exportBar);
 }
 
 function isImageSet(run) {

@@ -14,12 +14,12 @@ export const SELECTORS = {
   seed: '#seed',
   // actions
   specName: '#spec-name', train: '#train-btn', stop: '#stop-btn', resume: '#resume-btn', saveJson: '#save-json', saveYaml: '#save-yaml',
-  load: '#load-btn', loadFile: '#load-file',
+  load: '#load-btn', loadFile: '#load-file', copyLink: '#copy-link', shareBox: '#share-box',
   // dashboard
-  validity: '#validity', banner: '#banner', runTitle: '#run-title', runStatus: '#run-status', runNote: '#run-note',
+  validity: '#validity', downloadBox: '#download-box', skipLink: '#skip-link', main: '#main', banner: '#banner', runTitle: '#run-title', runStatus: '#run-status', runNote: '#run-note',
   cExamples: '#c-examples', cElapsed: '#c-elapsed', cSpeed: '#c-speed', cInfer: '#c-infer', cLatency: '#c-latency',
   cTest: '#c-test', chartAccuracy: '#chart-accuracy', chartCost: '#chart-cost', chartSpeed: '#chart-speed',
-  predTitle: '#pred-title', predNote: '#pred-note', predGrid: '#pred-grid', results: '#results',
+  predTitle: '#pred-title', predNote: '#pred-note', predGrid: '#pred-grid', activations: '#activations', inside: '#inside', results: '#results',
   chartConfusion: '#chart-confusion', worst: '#worst',
   // runs page
   runsSearch: '#runs-search', runsStatus: '#runs-status', runsDataset: '#runs-dataset', runsBody: '#runs-body',
@@ -31,7 +31,7 @@ export const SELECTORS = {
 // Classes and data attributes of generated elements (queried inside their containers).
 export const CLS = {
   layerCard: 'layer-card', kind: 'kind', shape: 'shape', pcount: 'pcount', params: 'params', msg: 'card-msg',
-  idx: 'idx', pred: 'pred', runRow: 'run-row',
+  idx: 'idx', pred: 'pred', runRow: 'run-row', runStage: 'run-stage',
 };
 export const SEL = {
   layerCard: '.layer-card', kind: 'select.kind', shape: '.shape', pcount: '.pcount', params: '.params',
@@ -68,9 +68,14 @@ export function h(tag, attrs = {}, ...children) {
 }
 
 let toastTimer = null;
-export function toast(text, { bad = false, ms = 3500 } = {}) {
+// A short message at the bottom; `action: {label, run}` adds a button (Undo) that runs once and closes it.
+export function toast(text, { bad = false, ms = 3500, action = null } = {}) {
   const t = dom.toast;
-  t.textContent = text;
+  t.replaceChildren(h('span', {}, text));
+  if (action) {
+    t.append(h('button', { type: 'button', class: 'toast-action', onclick: () => { t.hidden = true; action.run(); } },
+      action.label));
+  }
   t.className = 'toast' + (bad ? ' bad' : '');
   t.hidden = false;
   clearTimeout(toastTimer);

@@ -1,10 +1,13 @@
 // Start-up and routing: #/builder (a draft), #/run/ID (a run in the dashboard), #/runs.
 
+import { initActivations } from './activations.js';
+import { initInside } from './inside.js';
 import { api } from './api.js';
 import * as builder from './builder.js';
 import * as dash from './dashboard.js';
 import { bindDom, dom, toast } from './dom.js';
 import { initRuns, showRunsPage } from './runs.js';
+import { initShare, isSpecLink, openSpecLink } from './share.js';
 import { setMeta, state } from './state.js';
 
 let loadedRunSpec = null;  // the run whose spec the builder shows (to not reload it)
@@ -22,8 +25,12 @@ async function boot() {
   setMeta(meta);
   dom.serverStatus.textContent = `layerlab ${meta.version} · ${meta.workers} worker${meta.workers === 1 ? '' : 's'}`;
   dash.setImageSets(meta.datasets.filter((d) => d.images).map((d) => d.name));
+  dash.initDashboard(meta);
   builder.initBuilder();
   initRuns(meta);
+  initActivations();
+  initInside();
+  initShare();
   builder.on('check', () => {});
   builder.on('predictions', (out, why) => dash.draftPredictions(out, why));
   builder.on('userChange', onUserChange);
@@ -45,6 +52,10 @@ async function boot() {
       train();
     }
   });
+  dom.skipLink.addEventListener('click', (e) => {  // the page routes by #hash: focus the content, keep the route
+    e.preventDefault();
+    dom.main.focus();
+  });
   builder.newDraft();
   dash.resetCharts();
   window.addEventListener('hashchange', route);
@@ -63,6 +74,7 @@ function onUserChange() {
   if (!run) return;
   if (dash.ACTIVE.includes(run.status)) {
     dom.runNote.textContent = `run #${run.id} is still training; Train starts a new run with your changes`;
+    builder.setDraftScope(run.id);  // the banner now speaks of the draft, not of the run whose charts are shown
     return;
   }
   leaveRun();
@@ -70,6 +82,7 @@ function onUserChange() {
 
 function leaveRun() {
   loadedRunSpec = null;
+  builder.setDraftScope(null);
   if (location.hash.startsWith('#/run/')) history.replaceState(null, '', '#/builder');
   dash.showDraft();
   builder.scheduleCheck();
@@ -109,10 +122,16 @@ async function route() {
   if (runMatch) {
     const id = Number(runMatch[1]);
     if (dash.currentRun()?.id !== id) {
+      builder.setDraftScope(null);
       if (loadedRunSpec !== id) {
         try {
+          const before = builder.snapshot(), edited = builder.isEdited();
           const run = await api(`/api/runs/${id}`);
           builder.loadSpec(run.spec);
+          if (edited) {  // the user's edits are not lost without a word: Undo puts the draft back
+            builder.offerUndo(before, `Run #${id}'s spec replaced your draft in the builder.`,
+              () => { location.hash = '#/builder'; });
+          }
         } catch (err) {
           toast(err.message, { bad: true });
           location.hash = '#/runs';
@@ -122,6 +141,9 @@ async function route() {
       loadedRunSpec = id;
       dash.openRun(id);
     }
+  } else if (isSpecLink(hash)) {  // a shared link: its experiment in the builder (share.js)
+    if (dash.currentRun()) leaveRun(); else dash.showDraft();
+    await openSpecLink(hash);
   } else if (dash.currentRun()) {
     leaveRun();
   } else {
