@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.network]
 
 SHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 
-from browser_helpers import browser, playwright_api  # noqa: E402,F401  (browser: a fixture)
+from browser_helpers import browser, playwright_api, watched_page  # noqa: E402,F401  (browser: a fixture)
 
 from layerlab.data import locate  # noqa: E402
 from layerlab.server.testing import LiveServer  # noqa: E402
@@ -45,15 +45,8 @@ def server(db):
 
 @pytest.fixture()
 def page(browser):
-    context = browser.new_context(viewport={"width": 1440, "height": 1000})
-    pg = context.new_page()
-    errors: list[str] = []
-    pg.on("pageerror", lambda e: errors.append(str(e)))
-    pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    pg.set_default_timeout(20_000)
-    yield pg
-    context.close()
-    assert not errors, errors
+    with watched_page(browser) as pg:
+        yield pg
 
 
 def layer(page, n: int) -> str:
