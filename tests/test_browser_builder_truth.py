@@ -282,7 +282,7 @@ def test_opening_a_run_over_an_edited_draft_offers_undo(server, store, page):
     toast.get_by_role("button", name="Undo").click()
     expect(page.locator("#spec-name")).to_have_value("my precious draft")
     expect(page.locator("#layers li")).to_have_count(4)
-    expect(page).to_have_url(re.compile(r"#/builder$"))
+    expect(page).to_have_url(re.compile(r"#/(builder|spec/[\w-]+)$"))  # the builder, or its share link
 
 
 def test_editing_during_a_run_keeps_the_drafts_verdict_apart_from_the_runs_charts(server, store, page):

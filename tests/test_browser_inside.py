@@ -72,10 +72,12 @@ def test_the_spiral_boundary_changes_while_training(server, page):
             break
         time.sleep(0.1)
     assert status == "finished", status
-    assert len(steps_seen) >= 2, f"the heatmap did not update while the run was running: {steps_seen}"
-
     final = httpx.get(server.url + f"api/runs/{run_id}/boundary").json()
     expect(boundary).to_have_attribute("data-step", str(final["step"]))
+    # live: a heatmap shown while the run trained was replaced by a later one with no reload (on a loaded
+    # machine the recorder may store few points in between, so the end counts as the later one)
+    assert steps_seen and len(steps_seen | {final["step"]}) >= 2, \
+        f"the heatmap did not update while the page was open: {steps_seen}, then {final['step']}"
     assert page.evaluate("document.querySelector('#inside-boundary').data[0].z.length") == final["size"]
     points = page.evaluate("document.querySelector('#inside-boundary').data.slice(1).map(t => t.x.length)")
     assert points == [250, 250], points  # training and test points over the heatmap
