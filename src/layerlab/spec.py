@@ -93,7 +93,7 @@ class DataSpec(BaseModel):
             return []  # parse_spec names an unknown data set
         out = []
         try:
-            from .data.toy import check_options
+            from .data.options import check_options
             check_options(info.name, info.options, self.options)
         except DataError as exc:
             out.append(Problem(str(exc), f"see `layerlab data show {info.name}` for its options and their ranges",
