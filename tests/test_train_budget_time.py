@@ -71,6 +71,7 @@ def test_with_examples_whichever_comes_first(store, digits):  # noqa: F811
     assert r.status == "finished" and r.examples == r.total_examples == 500 and r.stop_reason is None
 
 
+@pytest.mark.slow  # a whole CLI process (~3.5 s); the budget itself is tested in-process above
 def test_cli_time_option(tmp_path, monkeypatch):
     monkeypatch.setenv("LAYERLAB_DB", f"sqlite:///{tmp_path / 'runs.db'}")
     result = CliRunner().invoke(app, ["train", "fc10-relu-fc10", "--dataset", "digits", "--time", "2s", "--json"])

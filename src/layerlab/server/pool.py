@@ -191,9 +191,12 @@ class WorkerPool:
             self._thread.join(timeout=2.0)
         with self._lock:
             pool = list(self._pool)
+            idle = {w for w in pool if w.job is None}
         for w in pool:
             if w.proc.poll() is None:
-                w.proc.send_signal(signal.SIGINT)
+                # a worker with no run holds nothing to save: end it now rather than after its torch import
+                # (it acts on SIGINT only once warm, about 1.5 s); one with a run is interrupted (resumable)
+                w.proc.send_signal(signal.SIGKILL if w in idle else signal.SIGINT)
         deadline = time.monotonic() + timeout
         for w in pool:
             try:
