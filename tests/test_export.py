@@ -129,6 +129,17 @@ def test_the_source_reads_like_the_spec_and_imports_no_layerlab(store, runs, tmp
     assert torch.equal(model(namespace["prepare"](x)), stored.model(data.prepare(x)))  # same numbers, bit for bit
 
 
+def test_a_name_with_quotes_and_backslashes_exports_as_text_not_code(store, tmp_path):
+    """A spec's name is user text: it goes into the generated docstrings made harmless, never as code."""
+    name = 'say """hi\\x41 \\ "quoted"'
+    small = {**FC, "name": name, "data": {**FC["data"], "train_size": 256, "test_size": 64}}
+    result = train(small, store=store)
+    path, _ = write_export(store, result.run_id, "pytorch", tmp_path / "odd.py")
+    text = path.read_text()
+    compile(text, str(path), "exec")  # it is valid Python
+    assert text.startswith('"""say \'\'\'hi/x41 / \'quoted\': layerlab run'), text[:120]
+
+
 def test_the_cli_writes_the_files_and_says_where(store, runs, tmp_path):
     target = tmp_path / "fc.py"
     res = CliRunner().invoke(app, ["export", str(runs["fc"].run_id), "--format", "pytorch", "-o", str(target),

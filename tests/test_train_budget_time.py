@@ -38,6 +38,8 @@ def test_durations_are_read_in_one_place():
     assert "train.minutes: must be a number of minutes or a duration such as 90s, 2m" in str(exc.value)
     with pytest.raises(SpecError, match="train.minutes"):
         _spec(minutes=0)
+    with pytest.raises(SpecError, match="train.minutes: must be a finite duration, got an integer of 401 digits"):
+        _spec(minutes=10**400)  # beyond any float: a 400, not an OverflowError
     with pytest.raises(SpecError, match="cosine schedule needs the run's length"):
         _spec(minutes=1, schedule="cosine")
 

@@ -24,15 +24,18 @@ def parse_minutes(value) -> float:
     """
     if isinstance(value, bool):
         raise ValueError(f"must be {DURATION_HELP}, got {value!r}")
-    if isinstance(value, (int, float)):
-        minutes = float(value)
-    elif isinstance(value, str):
-        m = _DURATION.match(value)
-        if m is None:
+    try:
+        if isinstance(value, (int, float)):
+            minutes = float(value)
+        elif isinstance(value, str):
+            m = _DURATION.match(value)
+            if m is None:
+                raise ValueError(f"must be {DURATION_HELP}, got {value!r}")
+            minutes = float(m.group(1)) * _UNITS[(m.group(2) or "m").lower()]
+        else:
             raise ValueError(f"must be {DURATION_HELP}, got {value!r}")
-        minutes = float(m.group(1)) * _UNITS[(m.group(2) or "m").lower()]
-    else:
-        raise ValueError(f"must be {DURATION_HELP}, got {value!r}")
+    except OverflowError:  # an integer beyond any float, e.g. 10**400
+        raise ValueError(f"must be a finite duration, got an integer of {len(str(value))} digits") from None
     if not math.isfinite(minutes):
         raise ValueError(f"must be a finite duration, got {value!r}")
     return minutes

@@ -104,16 +104,18 @@ def write_export(store, run_id: int, fmt: str, out: str | os.PathLike | None = N
             raise LayerlabError(f"cannot write {target}: the folder {target.parent} does not exist")
     files = export_files(store, run_id, fmt, stem=target.stem if target is not None else None)
     directory = target.parent if target is not None else Path.cwd()
-    paths = []
-    for name, data in files.items():
-        path = target if target is not None and name.endswith(spec.suffix) else directory / name
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
-        try:
+    written: list[tuple[str, Path]] = []  # (temporary file, its place): all are written before any is moved
+    try:
+        for name, data in files.items():
+            path = target if target is not None and name.endswith(spec.suffix) else directory / name
+            fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+            written.append((tmp, path))
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
+        for tmp, path in written:
             os.replace(tmp, path)
-        except BaseException:
+    except BaseException:
+        for tmp, _ in written:
             Path(tmp).unlink(missing_ok=True)
-            raise
-        paths.append(path)
-    return paths
+        raise
+    return [path for _, path in written]

@@ -13,6 +13,7 @@ import io
 import logging
 import os
 import tempfile
+import threading
 import warnings
 
 from ..errors import ExportUnavailable
@@ -36,6 +37,9 @@ def onnx_available() -> str | None:
         return None
     return (f"ONNX export needs the package(s) {', '.join(missing)}, which are not installed: "
             "pip install 'layerlab[onnx]' (or run scripts/setup.sh)")
+
+
+_EXPORTING = threading.Lock()
 
 
 @contextlib.contextmanager
@@ -62,7 +66,7 @@ def onnx_bytes(model, input_shape: tuple[int, ...]) -> bytes:
     batch = torch.export.Dim("batch", min=1, max=2**20)
     with tempfile.TemporaryDirectory(prefix="layerlab-onnx-") as tmp:
         path = os.path.join(tmp, "model.onnx")
-        with _quiet():
+        with _EXPORTING, _quiet():  # _quiet swaps process-wide stdout and filters: one export at a time
             torch.onnx.export(model, (example,), path, dynamo=True, input_names=["input"], output_names=["output"],
                               dynamic_shapes=({0: batch},), opset_version=OPSET, external_data=False,
                               verbose=False)

@@ -57,6 +57,12 @@ def _shape(shape) -> str:
     return shape_text(tuple(shape)) if len(shape) > 1 else f"{shape[0]}"
 
 
+def docstring_text(text: str) -> str:
+    """A run's name as it may stand inside a generated docstring: printable, no backslash or quote run."""
+    clean = "".join(c if c.isprintable() else " " for c in text).replace("\\", "/").replace('"', "'")
+    return clean.strip() or "unnamed"
+
+
 def _model_source(name: str, model, rows, spec_name: str) -> tuple[str, list[type]]:
     extra: list[type] = []
     init, forward = [], []
@@ -104,7 +110,8 @@ def pytorch_source(stored, *, weights_name: str, data=None) -> str:
     info = spec.dataset
     data = data if data is not None else spec.data.load()  # the run's data path: scale, shift and subset
     name = class_name(spec.name)
-    model_src, extra = _model_source(name, stored.model, stored.check.rows, spec.name)
+    title = docstring_text(spec.name)
+    model_src, extra = _model_source(name, stored.model, stored.check.rows, title)
     from ..spec import SUBSET_SEED
     loader = info.loader if info.loader in ("idx", "cifar10-binary") else None
     test_files = tuple(f.name for f in info.files if f.name.startswith("t10k") or f.name.endswith(".tar.gz"))
@@ -124,7 +131,7 @@ def pytorch_source(stored, *, weights_name: str, data=None) -> str:
         "MODEL": name,
     }
     header = textwrap.dedent(f'''\
-        """{spec.name}: layerlab run {run["id"]} ({run["status"]}), exported as plain PyTorch.
+        """{title}: layerlab run {run["id"]} ({run["status"]}), exported as plain PyTorch.
 
         Needs only torch, safetensors and numpy. Weights: {weights_name} beside this file
         ({when["source"]} weights, {when.get("examples") or 0:,} examples trained); data: {info.name},

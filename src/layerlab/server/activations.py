@@ -22,11 +22,11 @@ import base64
 
 import numpy as np
 
-from ..errors import DataError, ModelTooLarge
+from ..errors import DataError
 from ..layers import CATALOGUE
 from .datacache import DataCache, check_index
 from .images import png_bytes
-from .predict import PARAM_BUDGET
+from .predict import refuse_large_model
 
 __all__ = ["example_activations", "MAX_CHANNELS", "MAX_UNITS"]
 
@@ -100,10 +100,8 @@ def _model(store, run: dict, spec):
     """The run's model with its stored weights (``export.weights.stored_model``: the one choice of weights)."""
     from ..export.weights import stored_model
     from ..shapes import check
-    params = check(spec).total_params
-    if params > PARAM_BUDGET:  # refused before anything is built in the server's memory
-        raise ModelTooLarge(f"run {run['id']}'s model has {params:,} parameters, more than the "
-                            f"{PARAM_BUDGET:,} the server builds to show activations")
+    # refused before anything is built in the server's memory
+    refuse_large_model(check(spec).total_params, f"run {run['id']}'s model", purpose="to show activations")
     return stored_model(store, run["id"])
 
 

@@ -18,6 +18,7 @@ from fastapi.responses import Response
 from ..export import FORMATS, check_format, export_files
 from .api_runs import RunId
 from .openapi import error_responses
+from .predict import refuse_large_model
 
 __all__ = ["router", "CACHE_SIZE"]
 
@@ -41,6 +42,11 @@ def _export(store, cache, run_id: int, fmt: str) -> tuple[str, bytes]:
         if key in _CACHE:
             _CACHE.move_to_end(key)
             return _CACHE[key]
+    if fmt != "spec":  # the other formats build the model in the server's memory
+        from ..shapes import check
+        from ..spec import load_spec
+        refuse_large_model(check(load_spec(run["spec"])).total_params, f"run {run_id}'s model",
+                           purpose="to export", advice="; export it with `layerlab export` instead")
     files = export_files(store, run_id, fmt, load_data=cache.for_spec)
     name = next(n for n in files if n.endswith(FORMATS[fmt].suffix))
     with _LOCK:
@@ -62,7 +68,9 @@ def _export(store, cache, run_id: int, fmt: str) -> tuple[str, bytes]:
                              "headers": {"Content-Disposition": {"schema": {"type": "string"}, "required": True,
                                                                  "description": "attachment; filename=..."}}},
                        **error_responses(
-                           400, 404, 409, 501,
+                           400, 404, 409, 413, 501,
+                           s413="Payload too large: the model has more parameters than the server builds in its "
+                                "memory (the message says how many; `layerlab export` has no such limit)",
                            s400="Bad request: an unknown format (the message lists them), or the run is a study's "
                                 "record, not a trained model",
                            s404="Not found: no run with this id",

@@ -66,6 +66,7 @@ _MODES = {"train": ("queued",), "resume": ("interrupted", "stopped")}  # statuse
 RUNS_PER_WORKER = 50     # runs before a warm worker is replaced (its memory back to the OS)
 RESPAWN_MAX_S = 30.0     # longest wait before starting a worker again after one died before it was ready
 LOG_TAIL = 4000          # bytes of a worker's log kept as a failed run's last words
+ANNOUNCED_PLACES = 20    # queue places told again at each move (further back: the place on arrival)
 
 
 def _warm_default() -> bool:
@@ -221,10 +222,16 @@ class WorkerPool:
             log.exception("could not record that this server owns run %s", run_id)
 
     def _announce_positions(self) -> None:
-        """A ``queued`` stage event for each waiting run whose place in the queue changed."""
+        """A ``queued`` stage event for each waiting run whose place in the queue changed.
+
+        Only the first ``ANNOUNCED_PLACES`` places are told each move (and every run once, on arrival):
+        telling all N waiting runs at each dispatch would write N²/2 events for a long queue. A run
+        further back shows its place on arrival until it moves up into the first places.
+        """
         with self._lock:
             now = {rid: i + 1 for i, (rid, _) in enumerate(self._queue)}
-            changed = [(rid, pos) for rid, pos in now.items() if self._positions.get(rid) != pos]
+            changed = [(rid, pos) for rid, pos in now.items()
+                       if self._positions.get(rid) != pos and (pos <= ANNOUNCED_PLACES or rid not in self._positions)]
             self._positions = now
             total = len(now)
         for run_id, pos in changed:

@@ -25,7 +25,7 @@ from ..errors import LayerlabError, ModelTooLarge, PredictionFailed, Problem, sp
 from ..prepare import PreparedRun
 from .datacache import PREDICTION_COUNT, DataCache
 
-__all__ = ["initial_predictions", "predict_here", "shutdown_worker", "ModelTooLarge", "PredictionFailed",
+__all__ = ["initial_predictions", "predict_here", "refuse_large_model", "shutdown_worker", "ModelTooLarge", "PredictionFailed",
            "PARAM_BUDGET", "WORKER_CACHE_BYTES"]
 
 log = logging.getLogger(__name__)
@@ -36,16 +36,21 @@ TASKS_PER_WORKER = 200              # predictions before the worker process is r
 TIMEOUT_S = 120.0                   # one prediction, start-up of a fresh worker included
 
 
+def refuse_large_model(params: int, what: str, *, purpose: str, advice: str = "") -> None:
+    """``ModelTooLarge`` (413) when a model of ``params`` parameters is more than the server builds in its memory."""
+    if params > PARAM_BUDGET:
+        raise ModelTooLarge(f"{what} has {params:,} parameters, more than the {PARAM_BUDGET:,} the server builds "
+                            f"{purpose}{advice}")
+
+
 def initial_predictions(prepared: PreparedRun, cache: DataCache | None = None) -> dict:
     """``{task, classes, predictions: [{index, label, top: [[class, prob] x3], correct}, ...]}``.
 
     Computed in the prediction worker process; ``cache`` (the server's) is not used for it.
     """
-    params = prepared.check.total_params
-    if params > PARAM_BUDGET:
-        raise ModelTooLarge(f"the model has {params:,} parameters, more than the {PARAM_BUDGET:,} the server builds "
-                            "to show untrained predictions; predictions of such a model need a run: train it "
-                            "(Train, or `layerlab train`) and its dashboard shows them")
+    refuse_large_model(prepared.check.total_params, "the model", purpose="to show untrained predictions",
+                       advice="; predictions of such a model need a run: train it (Train, or `layerlab train`) "
+                              "and its dashboard shows them")
     out = _worker().run(prepared.spec.to_dict())
     if "error" in out:
         raise _relayed(out["error"], out["status"])

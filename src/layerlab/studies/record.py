@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import StoreError
+from ..errors import RunNotFound, StoreError
 
 __all__ = ["StudyResult", "Table", "create_record", "add_member", "finish_record", "fail_record",
            "load_record", "find_records", "is_record", "STUDY_ARTIFACT", "RECORD_KINDS", "record_kind",
@@ -196,7 +196,10 @@ def failed_members(store, record_id: int) -> list[dict]:
     """``[{"run_id", "label", "error"}, ...]``: the record's members whose run is ``failed``, in index order."""
     failed = []
     for m in members(store, record_id):
-        run = store.get_run(m["run_id"])
+        try:
+            run = store.get_run(m["run_id"])
+        except RunNotFound:  # deleted meanwhile: it cannot be counted either way, and must not stop the record
+            continue
         if run["status"] == "failed":
             failed.append({"run_id": m["run_id"], "label": m.get("label", ""), "error": run.get("error")})
     return failed
