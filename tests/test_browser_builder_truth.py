@@ -287,20 +287,22 @@ def test_opening_a_run_over_an_edited_draft_offers_undo(server, store, page):
 
 def test_editing_during_a_run_keeps_the_drafts_verdict_apart_from_the_runs_charts(server, store, page):
     run = finished_run(store, "still-running", status="running")  # no worker: it stays running
-    page.goto(f"{server.url}#/run/{run}")
-    expect(page.locator("#run-status")).to_have_text("running")
-    # edit: two linear layers in a row, which the checker warns about
-    page.click("#add-layer")
-    expect(page.locator(f"{card(3)} select.kind")).to_have_value("fc")
-    page.locator(card(3)).locator("input[data-field='model[2].fc.units']").fill("10")
-    validity = page.locator("#validity")
-    expect(validity).to_have_class(re.compile(r"\bdraft-scope\b"))
-    expect(validity).to_contain_text(f"Your edited draft is valid — it is not run #{run}, whose charts are below.")
-    expect(page.locator("#layers .wmsg").first).to_be_visible()  # the warning stays on its layer card
-    warning = page.locator("#layers .wmsg").first.inner_text().lstrip("⚠ ").split(" — ")[0]
-    expect(validity).not_to_contain_text(warning)
-    expect(page.locator("#run-title")).to_have_text("still-running")
-    store.set_status(run, "stopped")
+    try:
+        page.goto(f"{server.url}#/run/{run}")
+        expect(page.locator("#run-status")).to_have_text("running")
+        # edit: two linear layers in a row, which the checker warns about
+        page.click("#add-layer")
+        expect(page.locator(f"{card(3)} select.kind")).to_have_value("fc")
+        page.locator(card(3)).locator("input[data-field='model[2].fc.units']").fill("10")
+        validity = page.locator("#validity")
+        expect(validity).to_have_class(re.compile(r"\bdraft-scope\b"))
+        expect(validity).to_contain_text(f"Your edited draft is valid — it is not run #{run}, whose charts are below.")
+        expect(page.locator("#layers .wmsg").first).to_be_visible()  # the warning stays on its layer card
+        warning = page.locator("#layers .wmsg").first.inner_text().lstrip("⚠ ").split(" — ")[0]
+        expect(validity).not_to_contain_text(warning)
+        expect(page.locator("#run-title")).to_have_text("still-running")
+    finally:
+        store.set_status(run, "stopped")  # the module's store is shared: never leave it running
 
 
 # ------------------------------------------------------------------ 8: phones

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import time
 import zlib
 
 import pytest
@@ -52,6 +53,13 @@ class Page:
     def settled_spec(self) -> dict:
         """The spec of the builder's latest check, once the page shows its verdict."""
         playwright_api.expect(self.page.locator("#validity")).to_have_class(re.compile(r"\b(ok|bad)\b"))
+        # the check is debounced (150 ms): the last edit's request may not be sent yet when the verdict of
+        # the one before shows, so wait until no new check has been sent for 600 ms (at most 10 s)
+        seen, quiet_since, deadline = len(self.checked), time.monotonic(), time.monotonic() + 10
+        while time.monotonic() - quiet_since < 0.6 and time.monotonic() < deadline:
+            self.page.wait_for_timeout(100)
+            if len(self.checked) != seen:
+                seen, quiet_since = len(self.checked), time.monotonic()
         self.page.wait_for_load_state("networkidle")
         return self.checked[-1]
 

@@ -17,13 +17,28 @@ export function examplesAxis(maxX) {
 }
 
 // A relayout of the x axis when `maxX` crosses from one tick style to the other (null when nothing changes).
+// What was last asked for is kept on the div: reading `autorange` back from the layout would undo a user's
+// zoom (Plotly sets it false) on every new batch of points.
 export function examplesAxisUpdate(div, maxX) {
   const want = examplesAxis(maxX);
-  const now = div.layout?.xaxis || {};
-  if (now.tickformat === want.tickformat && (now.autorange === true) === (want.autorange === true)) return null;
+  const key = `${want.tickformat}|${want.autorange === true}`;
+  if (div._llAxisKey === undefined) {  // the axis the chart was drawn with
+    const now = div.layout?.xaxis || {};
+    div._llAxisKey = `${now.tickformat}|${!(now.range && now.autorange === false)}`;
+  }
+  if (div._llAxisKey === key) return null;
+  div._llAxisKey = key;
   const upd = {};
   for (const [k, v] of Object.entries(want)) upd[`xaxis.${k}`] = v;
   return upd;
+}
+
+// The largest x of new points, kept per chart (no spread of every point into Math.max on each batch).
+export function runningMaxX(div, xs) {
+  let m = div._llMaxX ?? 0;
+  for (const x of xs) if (x > m) m = x;
+  div._llMaxX = m;
+  return m;
 }
 
 // An outlier flattens a linear chart: the largest finite value is OUTLIER_RATIO times the median or more.

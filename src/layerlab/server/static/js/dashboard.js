@@ -9,7 +9,7 @@ import { api, withToken } from './api.js';
 import { CLS, dom, h, toast } from './dom.js';
 import { compact, duration, fixed, int, pct, toNum } from './format.js';
 import { renderPredictions } from './predictions.js';
-import { Ema, RunningRate, examplesAxis, examplesAxisUpdate, scaleToggle, yScale } from './charts.js';
+import { Ema, RunningRate, examplesAxis, examplesAxisUpdate, runningMaxX, scaleToggle, yScale } from './charts.js';
 import { onViewEvent } from './inside.js';
 
 const FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, sans-serif';
@@ -80,7 +80,9 @@ export function resetCharts() {
         Object.assign(traces[i], { mode: 'markers', marker: { size: 9, symbol: 'diamond-open', line: { width: 2 } } });
       }
     });
-    Plotly.react(dom[c.el], traces, layout(c), CONFIG);
+    const div = dom[c.el];
+    delete div._llAxisKey; delete div._llMaxX;  // a new run's chart: its axis starts again
+    Plotly.react(div, traces, layout(c), CONFIG);
   }
 }
 
@@ -106,7 +108,7 @@ function extendCharts(rows) {
     const div = dom[CHARTS[key].el];
     const idx = upd.x.map((_, i) => i);
     Plotly.extendTraces(div, upd, idx);
-    const relayout = { ...(examplesAxisUpdate(div, Math.max(0, ...div.data.flatMap((t) => t.x))) || {}), ...scaleUpdate(CHARTS[key]) };
+    const relayout = { ...(examplesAxisUpdate(div, runningMaxX(div, upd.x.flat())) || {}), ...scaleUpdate(CHARTS[key]) };
     if (div.layout.annotations?.length) relayout.annotations = [];
     if (Object.keys(relayout).length) Plotly.relayout(div, relayout);
   }
@@ -191,6 +193,7 @@ export function showDraft() {
   view.diagnoses = [];
   resetCharts();
   clearCounters();
+  renderStage(null);  // no run: no stage line left from the one before
   dom.runTitle.textContent = 'Untrained model';
   dom.runStatus.hidden = true;
   dom.runNote.textContent = 'Train it to see the curves fill in.';
@@ -228,6 +231,7 @@ export async function openRun(id) {
   view.run = { id, status: 'queued', name: `run ${id}` };
   resetCharts();
   clearCounters();
+  renderStage(null);  // until this run says its own stage
   dom.results.hidden = true;
   dom.banner.hidden = true;
   dom.predTitle.textContent = 'Predictions';
@@ -247,7 +251,7 @@ export async function openRun(id) {
     if (view.source !== src) return;
     const data = JSON.parse(e.data);
     closeStream();
-    finishRun(id, data.run);
+    finishRun(id, data.run).catch((err) => toast(`Could not show the run's results: ${err.message}`, { bad: true }));
   });
   src.onerror = () => {
     if (view.source === src && src.readyState === EventSource.CLOSED) {

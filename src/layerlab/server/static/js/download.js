@@ -67,7 +67,12 @@ function poll(name) {
     if (job.state === 'running') { setTimeout(step, POLL_MS); return; }
     polling.delete(name);
     if (job.state === 'done') {
-      state.datasets[name] = await api(`/api/datasets/${encodeURIComponent(name)}`);
+      try {
+        state.datasets[name] = await api(`/api/datasets/${encodeURIComponent(name)}`);
+      } catch (err) {
+        render({ ...job, state: 'failed', error: `downloaded, but its description could not be read: ${err.message}` });
+        return;
+      }
       onDone(name);
     }
   };

@@ -179,7 +179,7 @@ async function drawCompare(reload = false) {
   const ys = traces.flatMap((t) => t.y);
   const type = acc ? 'linear' : yScale(page.scale, ys);  // a diverged run's cost must not flatten every curve
   page.scale.el.hidden = acc;
-  const maxX = Math.max(0, ...traces.flatMap((t) => t.x));
+  const maxX = traces.reduce((m, t) => t.x.reduce((a, x) => (x > a ? x : a), m), 0);
   Plotly.react(dom.chartCompare, traces, {
     height: 380, margin: { l: 52, r: 12, t: 8, b: 40 }, font: { family: 'system-ui, sans-serif', size: 11, color: '#3b4452' },
     xaxis: { title: { text: 'examples trained' }, gridcolor: '#eef0f3', zeroline: false, ...examplesAxis(maxX) },

@@ -34,6 +34,33 @@ export async function encodeSpec(spec, preset = '') {
   return 'j' + base64url(bytes);
 }
 
+// Inflate deflate-raw bytes, stopping as soon as more than `limit` come out (a crafted link must not inflate
+// to gigabytes before its size is checked).
+async function inflateAtMost(bytes, limit) {
+  const reader = new Blob([bytes]).stream().pipeThrough(new DecompressionStream('deflate-raw')).getReader();
+  const parts = [];
+  let total = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      total += value.length;
+      if (total > limit) {
+        reader.cancel().catch(() => {});
+        throw new RangeError(`it inflates to more than ${limit} bytes, more than a spec`);
+      }
+      parts.push(value);
+    }
+  } catch (err) {
+    if (err instanceof RangeError) throw new Error(err.message);
+    throw new Error('its compressed data is damaged (the link may have been cut short)');
+  }
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const p of parts) { out.set(p, at); at += p.length; }
+  return out;
+}
+
 // Fragment data -> {spec, preset}; throws an Error whose message says what is wrong with the link.
 export async function decodeSpec(data) {
   const format = data.charAt(0), body = data.slice(1);
@@ -42,11 +69,7 @@ export async function decodeSpec(data) {
   let bytes = unbase64url(body);
   if (format === 'z') {
     if (typeof DecompressionStream !== 'function') throw new Error('this browser cannot decompress it (no DecompressionStream)');
-    try {
-      bytes = new Uint8Array(await new Response(new Blob([bytes]).stream().pipeThrough(new DecompressionStream('deflate-raw'))).arrayBuffer());
-    } catch {
-      throw new Error('its compressed data is damaged (the link may have been cut short)');
-    }
+    bytes = await inflateAtMost(bytes, MAX_JSON);
   }
   if (bytes.length > MAX_JSON) throw new Error(`it holds ${bytes.length} bytes, more than a spec (${MAX_JSON})`);
   let payload;
@@ -85,7 +108,8 @@ export async function openSpecLink(hash) {
 // After each check of a draft: the fragment follows the builder (never over a run's or the runs page's link).
 async function remember(spec) {
   const seq = ++writeSeq;
-  const data = await encodeSpec(spec, state.preset);
+  let data;
+  try { data = await encodeSpec(spec, state.preset); } catch { return; }  // the address just stays as it was
   const hash = location.hash;
   if (seq !== writeSeq || opening || !(hash === '' || hash === '#/builder' || isSpecLink(hash))) return;
   if (hash !== SPEC_PREFIX + data) history.replaceState(null, '', SPEC_PREFIX + data);
@@ -97,7 +121,11 @@ export async function linkFor(spec, preset = state.preset) {
 }
 
 async function copyLink() {
-  const url = await linkFor(builder.currentSpec());
+  let url;
+  try { url = await linkFor(builder.currentSpec()); } catch (err) {
+    toast(`Could not make a link: ${err.message}`, { bad: true });
+    return;
+  }
   const field = h('input', { type: 'text', readonly: true, class: 'share-link', value: url, 'aria-label': 'Link to this experiment',
     onfocus: (e) => e.target.select() });
   const said = h('span', { class: 'share-said', role: 'status' }, 'Copying…');
