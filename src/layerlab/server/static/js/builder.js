@@ -642,9 +642,10 @@ async function loadStats() {
   dom.datasetStats.replaceChildren(h('div', { class: 'loading muted' }, `Loading ${d.dataset}…`));
   try {
     const out = await latest('stats', `/api/datasets/${encodeURIComponent(d.dataset)}/stats?${q}`);
+    if (statsKey !== key) return;  // another data set was chosen meanwhile (one with no request to abort this)
     renderStats(out.info, out.stats);
   } catch (err) {
-    if (isAbort(err)) return;
+    if (isAbort(err) || statsKey !== key) return;
     statsKey = '';
     dom.datasetStats.replaceChildren(h('div', { class: 'error' }, err.message));
   }
