@@ -201,7 +201,7 @@ def test_boundary_route(client, spiral_store):
     assert len(base64.b64decode(out["neurons"][1]["maps"][0]["data"])) == NEURON_GRID ** 2
     assert len(out["points"]["train"]["x"]) == 250 and set(out["points"]["test"]["y"]) == {0, 1}
     stored = read_boundary(store, run_id)
-    assert grid.tobytes() == stored["levels"][:GRID * GRID]
+    assert grid.tobytes() == stored["levels"]["grid"] and len(stored["levels"]["grid"]) == GRID * GRID
     at0 = client.get(f"/api/runs/{run_id}/boundary?step=0").json()
     assert at0["step"] == 0 and at0["examples"] == 0 and at0["points"] is None and at0["grid"] != out["grid"]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import Conflict, DataError, NotFound
-from .train.views import decode_boundary, has_plane
+from .train.views import boundary_levels, decode_boundary, has_plane
 
 __all__ = ["boundary_run", "read_boundary", "read_histograms", "read_points", "MAX_POINTS_SHOWN"]
 
@@ -32,12 +32,12 @@ def boundary_run(run: dict):
     return info
 
 
-def read_boundary(store, run_id: int, step: int | None = None) -> dict:
-    """``{"step", "examples", "steps", "meta", "grid", "neurons", "levels"}`` of the latest (or ``step``'s) boundary.
+def read_boundary(store, run_id: int, step: int | None = None, *, decode: bool = True) -> dict:
+    """``{"step", "examples", "steps", "meta", "levels", "grid", "neurons"}`` of the latest (or ``step``'s) boundary.
 
-    ``grid`` and ``neurons`` are float arrays (``decode_boundary``); ``levels`` the raw uint8 bytes.
+    ``levels`` are the stored uint8 levels (``boundary_levels``); ``grid`` and ``neurons`` their float values
+    (``decode_boundary``), left out with ``decode=False`` (the API sends the levels as they are).
     """
-    import zlib
     run = store.get_run(run_id)  # RunNotFound: 404
     boundary_run(run)
     steps = store.view_steps(run_id, "boundary")
@@ -51,9 +51,9 @@ def read_boundary(store, run_id: int, step: int | None = None) -> dict:
         raise Conflict(f"run {run_id} is {run['status']} and has no boundary stored yet: the first is stored "
                        f"when training starts (step 0)")
     row = rows[0]
-    decoded = decode_boundary(row["meta"], row["data"])
-    return {"step": row["step"], "examples": row["examples"], "steps": steps, "meta": row["meta"],
-            "levels": zlib.decompress(row["data"]), **decoded}
+    levels = boundary_levels(row["meta"], row["data"])
+    out = {"step": row["step"], "examples": row["examples"], "steps": steps, "meta": row["meta"], "levels": levels}
+    return {**out, **decode_boundary(row["meta"], levels=levels)} if decode else out
 
 
 def read_points(data, limit: int = MAX_POINTS_SHOWN) -> dict:

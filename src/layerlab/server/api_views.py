@@ -24,19 +24,14 @@ _b64 = lambda raw: base64.b64encode(raw).decode("ascii")  # noqa: E731
 
 def boundary_json(store, run_id: int, step: int | None, cache=None, points: bool = False) -> dict:
     """The API's answer for a boundary (``BoundaryOut``)."""
-    got = read_boundary(store, run_id, step)
-    meta, raw = got["meta"], got["levels"]
+    got = read_boundary(store, run_id, step, decode=False)
+    meta, levels = got["meta"], got["levels"]
     size, n = meta["size"], meta["neuron_size"]
-    at, neurons = size * size, []
-    for layer in meta["neurons"]:
-        maps = []
-        for m in layer["maps"]:
-            maps.append({"min": m["min"], "max": m["max"], "data": _b64(raw[at:at + n * n])})
-            at += n * n
-        neurons.append({**layer, "maps": maps})
+    neurons = [{**layer, "maps": [{"min": m["min"], "max": m["max"], "data": _b64(q)} for q, m in zip(maps, layer["maps"])]}
+               for maps, layer in zip(levels["neurons"], meta["neurons"])]
     out = {"run_id": run_id, "step": got["step"], "examples": got["examples"], "steps": got["steps"],
            "task": meta["task"], "value": meta["value"], "size": size, "extent": meta["extent"],
-           "grid": {"min": meta["min"], "max": meta["max"], "data": _b64(raw[:size * size])},
+           "grid": {"min": meta["min"], "max": meta["max"], "data": _b64(levels["grid"])},
            "neuron_size": n, "neurons": neurons, "points": None}
     if points and cache is not None:
         run = store.get_run(run_id)

@@ -173,18 +173,29 @@ def _last_class(data) -> str:
     return names[-1] if names else str((data.info.num_classes or 1) - 1)
 
 
-def decode_boundary(meta: dict, blob: bytes) -> dict:
-    """``{"grid": (size, size) float array, "neurons": [[(n, n) arrays] per layer]}`` from a stored view."""
-    raw = np.frombuffer(zlib.decompress(blob), dtype=np.uint8)
+def boundary_levels(meta: dict, blob: bytes) -> dict:
+    """``{"grid": bytes, "neurons": [[bytes per map] per layer]}``: a stored view's uint8 levels, split by the one
+    layout (the grid, then each layer's maps in order), from one decompression."""
+    raw = zlib.decompress(blob)
     size, n = meta["size"], meta["neuron_size"]
-    grid = dequantize(raw[:size * size], meta["min"], meta["max"], (size, size))
     at, layers = size * size, []
     for layer in meta["neurons"]:
         maps = []
-        for m in layer["maps"]:
-            maps.append(dequantize(raw[at:at + n * n], m["min"], m["max"], (n, n)))
+        for _ in layer["maps"]:
+            maps.append(raw[at:at + n * n])
             at += n * n
         layers.append(maps)
+    return {"grid": raw[:size * size], "neurons": layers}
+
+
+def decode_boundary(meta: dict, blob: bytes | None = None, *, levels: dict | None = None) -> dict:
+    """``{"grid": (size, size) float array, "neurons": [[(n, n) arrays] per layer]}`` from a stored view
+    (or from its ``boundary_levels``)."""
+    levels = levels if levels is not None else boundary_levels(meta, blob)
+    size, n = meta["size"], meta["neuron_size"]
+    grid = dequantize(levels["grid"], meta["min"], meta["max"], (size, size))
+    layers = [[dequantize(q, m["min"], m["max"], (n, n)) for q, m in zip(maps, layer["maps"])]
+              for maps, layer in zip(levels["neurons"], meta["neurons"])]
     return {"grid": grid, "neurons": layers}
 
 
