@@ -149,7 +149,7 @@ class DataTooLarge(LayerlabError):
 
 
 class ModelTooLarge(LayerlabError):
-    """A model too large for the server to build for the builder's untrained predictions."""
+    """A model too large for the server to build in its own memory (untrained predictions, activations, exports)."""
 
     http_status = 413
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["pct", "label_test_set"]
+__all__ = ["pct", "label_test_set", "file_stem"]
 
 
 def pct(value: Any, digits: int = 2) -> str:
@@ -34,3 +34,10 @@ def label_test_set(examples: Any, split_size: Any) -> str:
     if examples >= split_size:
         return "full test set"
     return f"{examples:,} of {split_size:,} test examples"
+
+
+def file_stem(name: str, *, limit: int, default: str, strip: str = "") -> str:
+    """``name`` as a download's file name: letters, digits, ``-_.`` kept, anything else ``-``; at most
+    ``limit`` characters (after stripping ``strip`` from both ends), ``default`` when nothing is left."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in name).strip(strip)[:limit]
+    return safe or default

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import LayerlabError
+from ..textfmt import file_stem
 
 __all__ = ["FORMATS", "ExportFormat", "export_files", "write_export", "check_format"]
 
@@ -85,8 +86,7 @@ def export_files(store, run_id: int, fmt: str, *, stem: str | None = None,
 
 def _stem(run: dict) -> str:
     name = str(run.get("name") or "model")
-    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in name).strip(".-")[:60] or "model"
-    return f"run-{run['id']}-{safe}"
+    return f"run-{run['id']}-{file_stem(name, limit=60, default='model', strip='.-')}"
 
 
 def write_export(store, run_id: int, fmt: str, out: str | os.PathLike | None = None) -> list[Path]:

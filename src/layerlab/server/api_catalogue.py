@@ -20,6 +20,7 @@ from ..layers import catalogue_json
 from ..metric_defs import definitions_json
 from ..presets import preset_data, preset_description, preset_names
 from ..shapes import CheckResult, check
+from ..textfmt import file_stem
 from ..prepare import PreparedRun, inspect_run, prepare_run, spec_object
 from ..spec import (MAX_SUBSET, OPTIMIZER_PARAMS, OPTIMIZERS, DataSpec, TrainSpec, check_spec_shape,
                     parse_spec_text)
@@ -291,7 +292,7 @@ def _check_finite(value, path: str = "spec") -> None:
 def export(body: SpecExport) -> Response:
     check_spec_shape(body.spec)  # too deep, too big, or a lone surrogate (\ud800) that UTF-8 cannot encode
     name = str(body.spec.get("name") or "spec")
-    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in name)[:80] or "spec"
+    safe = file_stem(name, limit=80, default="spec")
     from ..export.spec import SPEC_MEDIA, spec_text  # one writer of spec files: this route and the run export
     text, media = spec_text(body.spec, body.format), SPEC_MEDIA[body.format]
     return Response(text, media_type=media,
